@@ -1,0 +1,1 @@
+"""Shared code of the xtreme-inter scripts: tasks, data, preprocessing, metrics, models and results."""
