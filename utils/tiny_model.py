@@ -1,0 +1,84 @@
+"""Build a tiny random XLM-R-architecture model and tokenizer offline, for tests and the demo.
+
+    python -m utils.tiny_model OUT_DIR [--corpus FILE] [--vocab_size N]
+
+A sentencepiece unigram model is trained on bundled multilingual text (real XTREME samples in ten scripts) and
+wrapped as an `XLMRobertaTokenizer`; the model is a 2-layer `XLMRobertaForMaskedLM` with random weights, so every
+`AutoModelFor*` class loads the directory (its MLM head serves the MLM tasks). Nothing touches the Hub.
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_corpus.txt"
+
+
+def build_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 4000):
+    import sentencepiece as spm
+    from transformers import XLMRobertaTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "spm"
+        spm.SentencePieceTrainer.train(
+            input=str(corpus),
+            model_prefix=str(prefix),
+            vocab_size=vocab_size,
+            hard_vocab_limit=False,
+            model_type="unigram",
+            character_coverage=0.9995,
+            # XLM-R's fairseq ids (<s>=0 <pad>=1 </s>=2 <unk>=3) are added by the tokenizer on top of these
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            unk_id=0,
+            minloglevel=2,
+        )
+        # XLMRobertaTokenizer reads `sentencepiece.bpe.model` from a directory (the `vocab_file=` constructor
+        # silently yields a 5-token vocabulary).
+        spm_dir = Path(tmp) / "tok"
+        spm_dir.mkdir()
+        shutil.copy(f"{prefix}.model", spm_dir / "sentencepiece.bpe.model")
+        tokenizer = XLMRobertaTokenizer.from_pretrained(str(spm_dir))
+    tokenizer.model_max_length = 512
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def build_tiny_model(out_dir, corpus: Path = DEFAULT_CORPUS, vocab_size: int = 4000, seed: int = 0) -> Path:
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(Path(corpus), out_dir, vocab_size)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    XLMRobertaForMaskedLM(config).save_pretrained(out_dir)
+    return out_dir
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir")
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="plain text, one sentence per line")
+    parser.add_argument("--vocab_size", type=int, default=4000)
+    args = parser.parse_args()
+    out = build_tiny_model(args.out_dir, Path(args.corpus), args.vocab_size)
+    print(f"tiny model written to {out}")
+
+
+if __name__ == "__main__":
+    main()
