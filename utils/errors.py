@@ -8,6 +8,10 @@ class XtremeError(Exception):
     """An error in the user's input (arguments, files, model dirs). Its message is the whole report."""
 
 
+class MissingDataError(XtremeError):
+    """A data file (or Hub split) that does not exist: evaluation reports and skips that language."""
+
+
 def run_main(main):
     """Run a script's `main()`; an `XtremeError` becomes a one-line message on stderr and exit status 2."""
     try:

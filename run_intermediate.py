@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Phase 1: train a pretrained model on an English intermediate task.
+
+The output dir holds the trained ENCODER as a plain `AutoModel` checkpoint with its tokenizer (what
+`run_target.py` and the retrieval evaluation take as `--model_name_or_path`) and the task head under
+`heads/{task}/`, plus `all_results.json` with the intermediate task's dev metrics.
+
+    python run_intermediate.py --model_name_or_path xlm-roberta-large --task mnli --do_train --output_dir runs/mnli
+"""
+
+import logging
+
+from transformers import set_seed
+
+from utils.data import load_train_and_dev
+from utils.errors import run_main
+from utils.kinds import get_kind
+from utils.modeling import load_model, load_tokenizer, save_encoder
+from utils.tasks import get_task
+from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, fit, parse_args,
+                            prepare_output_dir, setup_logging)
+
+logger = logging.getLogger(__name__)
+
+
+def main():
+    model_args, data_args, training_args = parse_args(ModelArguments, DataArguments, XtremeTrainingArguments)
+    setup_logging(training_args)
+    task, spec_files = get_task(data_args.task, data_args.task_spec)
+    kind = get_kind(task)
+    run = {"phase": "intermediate", "task": task.name}
+    resume = prepare_output_dir(training_args, data_args, run)
+    set_seed(training_args.seed)
+
+    train, dev, labels = load_train_and_dev(task, data_args, model_args, spec_files)
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(model_args, task.kind, labels)
+    with training_args.main_process_first(desc="tokenisation"):
+        train_features = kind.features(train, tokenizer, data_args, desc="Tokenising the training set")
+        dev_features = kind.features(dev, tokenizer, data_args, desc="Tokenising the dev set") if dev else None
+
+    trainer, metrics = fit(kind, labels, task.metric, model, tokenizer, train_features, dev_features,
+                           training_args, resume)
+    save_encoder(trainer, training_args.output_dir, task.name, tokenizer)
+    finish_run(training_args, run, metrics)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Phase 3: zero-shot evaluation of a fine-tuned model on every XTREME language of its task.
+
+The model is loaded once and evaluated language by language; after each one `{output_dir}/results/{task}.json`
+(per-language metrics, the task average, counts, model path, split) is rewritten atomically and the predictions
+are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{split}-{lang}.tsv`. A language
+whose file is missing is reported and skipped. `--output_dir` defaults to the model dir.
+
+    python run_xtreme_eval.py --model_name_or_path runs/mnli-pawsx --task pawsx --languages all --split test
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from utils.data import load_split
+from utils.errors import MissingDataError, XtremeError, run_main
+from utils.kinds import get_kind
+from utils.modeling import load_model, load_tokenizer
+from utils.results import ResultsFile, environment_info, format_table, write_predictions
+from utils.tasks import get_task
+from utils.training import ModelArguments, XtremeTrainer, XtremeTrainingArguments, parse_args, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalArguments:
+    task: str | None = field(default=None, metadata={"help": "A registered task (see README)."})
+    task_spec: str | None = field(default=None, metadata={"help": "YAML/JSON spec of your own task."})
+    languages: str = field(default="all", metadata={"help": "'all' or a comma-separated list, e.g. de,fr,zh."})
+    split: str = field(default="test", metadata={"help": "dev or test.", "choices": ["dev", "test"]})
+    data_dir: str | None = field(default=None, metadata={"help": "XTREME's layout; without it, the Hub."})
+    eval_file: str | None = field(default=None, metadata={"help": "A file pattern with {lang}, instead."})
+    max_seq_length: int = field(default=128, metadata={"help": "Longest tokenised input (tagging: per segment)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples per language."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if cached."})
+    resume: bool = field(default=False, metadata={"help": "Keep languages already in the results file."})
+
+
+@dataclass
+class EvalTrainingArguments(XtremeTrainingArguments):
+    eval_strategy: str = field(default="no", metadata={"help": "Unused here: no training."})
+    save_strategy: str = field(default="no", metadata={"help": "Unused here: no training."})
+    load_best_model_at_end: bool = field(default=False, metadata={"help": "Unused here: no training."})
+
+    def __post_init__(self):
+        self.output_dir_given = self.output_dir is not None
+        super().__post_init__()
+
+
+def main():
+    model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
+    setup_logging(training_args)
+    task, spec_files = get_task(eval_args.task, eval_args.task_spec)
+    kind = get_kind(task)
+    languages = list(task.languages) if eval_args.languages == "all" else eval_args.languages.split(",")
+    task.check_languages(languages)
+    output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
+    if not Path(output_dir).is_dir():
+        raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
+
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(model_args, task.kind, fresh_head=False)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if task.labels and sorted(labels) != sorted(task.labels):
+        raise XtremeError(f"{model_args.model_name_or_path}: its head predicts {', '.join(labels)}, but task "
+                          f"{task.name} has labels {', '.join(task.labels)}")
+    trainer = XtremeTrainer(model=model, args=training_args, processing_class=tokenizer,
+                            data_collator=kind.collator(tokenizer, training_args),
+                            preprocess_logits_for_metrics=kind.preprocess_logits)
+    meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info()}
+    results = ResultsFile(output_dir, task.name, eval_args.split, meta, resume=eval_args.resume)
+    failed = []
+    for lang in languages:
+        if results.done(lang):
+            logger.info("%s %s: already in %s", task.name, lang, results.path)
+            continue
+        try:
+            examples, _ = load_split(task, eval_args.split, lang, labels, spec_files=spec_files,
+                                     files=[eval_args.eval_file] if eval_args.eval_file else None,
+                                     data_dir=eval_args.data_dir, max_samples=eval_args.max_eval_samples,
+                                     hub_kwargs={"cache_dir": model_args.cache_dir, "token": model_args.token})
+        except XtremeError as err:
+            logger.warning("%s %s: skipped (%s)", task.name, lang, err)
+            results.skip(lang, str(err))
+            if not isinstance(err, MissingDataError):
+                failed.append(lang)
+            continue
+        features = kind.features(examples, tokenizer, eval_args, desc=f"Tokenising {lang}")
+        metrics, lines = kind.evaluate(trainer, labels, examples, features, task.metric)
+        if trainer.is_world_process_zero():
+            write_predictions(output_dir, task.name, eval_args.split, lang, lines)
+            results.add(lang, {**(metrics or {}), "num_examples": len(examples)})
+        logger.info("%s %s: %s", task.name, lang, metrics if metrics else "predictions written (no labels)")
+    if trainer.is_world_process_zero():
+        print(format_table(results.data))
+        print(f"results: {results.path}")
+    if failed:
+        raise XtremeError(f"evaluation failed for {', '.join(failed)} (see 'skipped' in {results.path}); the other "
+                          "languages' results are kept")
+
+
+if __name__ == "__main__":
+    run_main(main)

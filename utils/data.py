@@ -1,0 +1,418 @@
+"""Load any task's split from local files (XTREME's layout and the datasets' original formats) or the Hub.
+
+Every loader returns a `datasets.Dataset` with the standard columns of the task's kind:
+classification `sentence1`, `sentence2` (pairs only), `label`; tagging `tokens`, `tags`. Labels are ids in the
+task's label list, matched by NAME (the Hub's ClassLabel orders differ from XTREME's). Unlabelled files (XTREME's
+test files) give datasets without the label column. Bad input raises `XtremeError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .errors import MissingDataError, XtremeError
+from .tasks import CLASSIFICATION, TAGGING, UDPOS_LANG_NAMES, HubSource, Task
+
+logger = logging.getLogger(__name__)
+csv.field_size_limit(sys.maxsize)
+
+# Column names seen in the original formats (GLUE tsv, MNLI/SNLI/ANLI jsonl, Hub parquet), first match wins.
+COLUMN_ALIASES = {
+    "sentence1": ("sentence1", "premise", "context", "question1", "s1", "text"),
+    "sentence2": ("sentence2", "hypothesis", "question2", "s2"),
+    "label": ("label", "gold_label", "is_duplicate"),
+    "tokens": ("tokens", "words"),
+    "tags": ("tags", "ner_tags", "pos_tags", "labels"),
+}
+LABEL_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction", "contradictory": "contradiction"}
+NO_LABEL = ("-1", "-", "")  # SNLI without gold label, PAWS-X's -1: dropped from training data
+TEXT_COLUMNS = {CLASSIFICATION: ("sentence1", "sentence2"), TAGGING: ("tokens",)}
+LABEL_COLUMN = {CLASSIFICATION: "label", TAGGING: "tags"}
+UD_POS_PRECEDENCE = "VERB NOUN PROPN PRON ADJ NUM ADV INTJ AUX ADP DET PART CCONJ SCONJ X PUNCT".split()
+
+
+# --- readers: path -> list of row dicts with string labels and the line number they came from -------------------
+
+def read_pair_tsv(path: Path, task: Task) -> list[dict]:
+    """XTREME's `s1<TAB>s2<TAB>label` (no header; 2 columns = unlabelled) or a headed tsv (GLUE, PAWS-X x-final)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not lines:
+        raise XtremeError(f"{path}: empty file; expected sentence1<TAB>sentence2<TAB>label rows")
+    header = _header_columns(lines[0], task)
+    if header:
+        positions, start = header, 1
+    else:
+        width = len(lines[0])
+        if width not in (2, 3):
+            raise XtremeError(f"{path}:1: expected 3 tab-separated columns (sentence1, sentence2, label) or 2 "
+                              f"(unlabelled), found {width}")
+        positions, start = {"sentence1": 0, "sentence2": 1, "label": 2 if width == 3 else None}, 0
+    width = len(lines[start - 1]) if header else len(lines[0])
+    rows = []
+    for number, parts in enumerate(lines[start:], start + 1):
+        if not parts:
+            continue
+        if len(parts) != width:
+            raise XtremeError(f"{path}:{number}: expected {width} tab-separated columns, found {len(parts)}")
+        row = {"sentence1": parts[positions["sentence1"]], "sentence2": parts[positions["sentence2"]],
+               "_line": number}
+        if positions.get("label") is not None:
+            row["label"] = parts[positions["label"]]
+        rows.append(row)
+    return rows
+
+
+def _header_columns(first: list[str], task: Task) -> dict | None:
+    """Column positions if the first row is a header naming the text columns, else None."""
+    names = {c: i for i, c in enumerate(first)}
+    found = {}
+    for ours in ("sentence1", "sentence2", "label"):
+        candidates = (task.columns[ours],) if ours in task.columns else COLUMN_ALIASES[ours]
+        found[ours] = next((names[c] for c in candidates if c in names), None)
+    if found["sentence1"] is None or found["sentence2"] is None:
+        return None
+    return found
+
+
+def read_conll_tsv(path: Path) -> list[dict]:
+    """`token<TAB>tag` per line, blank line between sentences (PAN-X, UD-POS); token-only lines = unlabelled."""
+    rows, tokens, tags, start, width = [], [], [], 1, None
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                if tokens:
+                    rows.append(_tagged_row(tokens, tags, start))
+                tokens, tags, start = [], [], number + 1
+                continue
+            parts = line.split("\t")
+            width = width or len(parts)
+            if len(parts) != width or width > 2:
+                raise XtremeError(f"{path}:{number}: expected 'token<TAB>tag' (or a token alone in unlabelled "
+                                  f"files) like the lines before, found {len(parts)} columns")
+            tokens.append(parts[0])
+            if width == 2:
+                tags.append(parts[1])
+    if tokens:
+        rows.append(_tagged_row(tokens, tags, start))
+    return rows
+
+
+def _tagged_row(tokens: list[str], tags: list[str], line: int) -> dict:
+    row = {"tokens": tokens, "_line": line}
+    if tags:
+        row["tags"] = tags
+    return row
+
+
+def read_conllu(path: Path) -> list[dict]:
+    """Raw CoNLL-U -> (FORM, UPOS) sentences, keeping multiword tokens as their fused surface form as XTREME does.
+
+    XTREME converts with ud-conversion-tools `--replace_subtokens_with_fused_forms`: the fused form takes the
+    UPOS of the span's head (the sub-token nearest the root; ties broken by a POS precedence list). Sentences
+    whose forms are all `_` are dropped and U+200C is removed, as in XTREME's preprocessing.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        blocks, block, start = [], [], 1
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if block:
+                    blocks.append((start, block))
+                block, start = [], number + 1
+            elif not line.startswith("#"):
+                parts = line.split("\t")
+                if len(parts) != 10:
+                    raise XtremeError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, "
+                                      f"found {len(parts)}")
+                block.append((number, parts))
+        if block:
+            blocks.append((start, block))
+    for start, block in blocks:
+        tokens, tags = _fuse_multiword_tokens(path, block)
+        if all(t == "_" for t in tokens):
+            continue
+        rows.append({"tokens": [t.replace("\u200c", "") for t in tokens], "tags": tags, "_line": start})
+    return rows
+
+
+def _fuse_multiword_tokens(path: Path, block: list) -> tuple[list[str], list[str]]:
+    words, heads, spans = {}, {}, []
+    for number, parts in block:
+        ident = parts[0]
+        if "." in ident:  # empty nodes of enhanced dependencies
+            continue
+        if "-" in ident:
+            first, last = (int(x) for x in ident.split("-"))
+            spans.append((first, last, parts[1]))
+            continue
+        try:
+            index = int(ident)
+            heads[index] = int(parts[6]) if parts[6] != "_" else 0
+        except ValueError:
+            raise XtremeError(f"{path}:{number}: expected an integer ID and HEAD, found {parts[0]!r}, {parts[6]!r}")
+        words[index] = (parts[1], parts[3])
+
+    def depth(index: int) -> int:
+        steps = 0
+        while index in heads and heads[index] != 0 and steps <= len(heads):
+            index, steps = heads[index], steps + 1
+        return steps
+
+    out, fused_at, skipped = [], {}, set()
+    for first, last, form in spans:
+        members = [i for i in range(first, last + 1) if i in words]
+        if not members:
+            continue
+        best = min(depth(i) for i in members)
+        highest = [i for i in members if depth(i) == best]
+        head = min(highest, key=lambda i: _precedence(words[i][1]))
+        fused_at[first] = (form, words[head][1])
+        skipped.update(members)
+    for index in sorted(words):
+        if index in fused_at:
+            out.append(fused_at[index])
+        elif index not in skipped:
+            out.append(words[index])
+    return [w for w, _ in out], [t for _, t in out]
+
+
+def _precedence(upos: str) -> int:
+    return UD_POS_PRECEDENCE.index(upos) if upos in UD_POS_PRECEDENCE else len(UD_POS_PRECEDENCE)
+
+
+def read_json_rows(path: Path, task: Task) -> list[dict]:
+    """JSON lines (or a JSON list) in the Hub's / original dataset's schema, columns found by name."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if text.lstrip().startswith("["):
+            records = list(enumerate(json.loads(text), 1))
+        else:
+            records = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    except json.JSONDecodeError as err:
+        raise XtremeError(f"{path}:{err.lineno}: not valid JSON lines ({err.msg})")
+    if not records:
+        raise XtremeError(f"{path}: empty file; expected one JSON object per line")
+    rows = []
+    wanted = TEXT_COLUMNS[task.kind] + (LABEL_COLUMN[task.kind],)
+    for number, record in records:
+        if not isinstance(record, dict):
+            raise XtremeError(f"{path}:{number}: expected a JSON object with fields {', '.join(wanted)}")
+        row = {"_line": number}
+        for ours in wanted:
+            candidates = (task.columns[ours],) if ours in task.columns else COLUMN_ALIASES[ours]
+            key = next((c for c in candidates if c in record), None)
+            if key is not None:
+                row[ours] = record[key]
+            elif ours != LABEL_COLUMN[task.kind]:
+                raise XtremeError(f"{path}:{number}: missing field {ours!r} (tried {', '.join(candidates)})")
+        rows.append(row)
+    return rows
+
+
+def read_rows(path: str | Path, task: Task) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise XtremeError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        rows = read_json_rows(path, task)
+    elif suffix == ".conllu":
+        if task.kind != TAGGING:
+            raise XtremeError(f"{path}: CoNLL-U files are for tagging tasks, not {task.name} ({task.kind})")
+        rows = read_conllu(path)
+    elif task.kind == CLASSIFICATION:
+        rows = read_pair_tsv(path, task)
+    elif task.kind == TAGGING:
+        rows = read_conll_tsv(path)
+    else:
+        raise XtremeError(f"{path}: no reader for {task.kind} files with suffix {suffix!r}")
+    if not rows:
+        raise XtremeError(f"{path}: no examples found")
+    return rows
+
+
+# --- labels ---------------------------------------------------------------------------------------------------
+
+def label_names_from_rows(rows: list[dict], kind: str) -> list[str]:
+    """A label list built from training data (tasks without a fixed list, e.g. CCG supertags), sorted."""
+    column = LABEL_COLUMN[kind]
+    values = Counter()
+    for row in rows:
+        value = row.get(column)
+        values.update(value if isinstance(value, list) else [value] if value is not None else [])
+    return sorted(str(v) for v in values if str(v) not in NO_LABEL)
+
+
+def encode_labels(rows: list[dict], labels: list[str], source: str, kind: str,
+                  int_names: tuple | None = None) -> list[dict]:
+    """Replace label names by ids (matched by name); drop rows without a gold label, counted in one warning."""
+    column = LABEL_COLUMN[kind]
+    label2id = {name: i for i, name in enumerate(labels)}
+
+    def encode(value, line):
+        text = str(value)
+        if text in label2id:
+            return label2id[text]
+        alias = LABEL_ALIASES.get(text)
+        if alias in label2id:
+            return label2id[alias]
+        if int_names and text.isdigit():
+            index = int(text)
+            if 0 <= index < len(int_names) and int_names[index] in label2id:
+                return label2id[int_names[index]]
+        raise XtremeError(f"{source}:{line}: unknown label {text!r}; expected one of: {', '.join(labels)}")
+
+    if not any(column in row for row in rows):
+        return rows
+    out, dropped = [], 0
+    for row in rows:
+        value = row.get(column)
+        if kind == CLASSIFICATION and (value is None or str(value) in NO_LABEL):
+            dropped += 1
+            continue
+        if value is None:
+            raise XtremeError(f"{source}:{row['_line']}: missing {column}; expected every example to be labelled")
+        if kind == TAGGING:
+            if len(value) != len(row["tokens"]):
+                raise XtremeError(f"{source}:{row['_line']}: {len(row['tokens'])} tokens but {len(value)} tags")
+            value = [encode(v, row["_line"]) for v in value]
+        else:
+            value = encode(value, row["_line"])
+        out.append({**row, column: value})
+    if dropped:
+        logger.warning("%s: dropped %d example(s) without a gold label", source, dropped)
+    if not out:
+        raise XtremeError(f"{source}: no labelled examples")
+    return out
+
+
+def rows_to_dataset(rows: list[dict], kind: str):
+    from datasets import Dataset
+
+    columns = [c for c in TEXT_COLUMNS[kind] + (LABEL_COLUMN[kind],) if c in rows[0]]
+    return Dataset.from_dict({c: [row[c] for row in rows] for c in columns})
+
+
+# --- the Hub --------------------------------------------------------------------------------------------------
+
+def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kwargs: dict):
+    """One Hub split in our columns, labels mapped by name (ClassLabel names, or `source.label_names`)."""
+    from datasets import ClassLabel, Sequence, load_dataset
+
+    config = source.config.format(lang=lang, lang_name=UDPOS_LANG_NAMES.get(lang, lang)) if source.config else None
+    name = f"{source.path}" + (f" ({config})" if config else "") + f" split {source.split}"
+    try:
+        dataset = load_dataset(source.path, config, split=source.split, **hub_kwargs)
+    except Exception as err:  # network, missing config, auth: all end the same way for the user
+        raise XtremeError(f"could not load {name} from the Hub ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}); for local files pass --data_dir or "
+                          "--train_file/--validation_file")
+    label_col = LABEL_COLUMN[task.kind]
+    hub_label = source.columns.get(label_col, label_col)
+    renames = {hub: ours for ours, hub in source.columns.items() if hub != ours and hub in dataset.column_names}
+    dataset = dataset.rename_columns(renames)
+    keep = [c for c in TEXT_COLUMNS[task.kind] + (label_col,) if c in dataset.column_names]
+    if label_col not in dataset.column_names:
+        raise XtremeError(f"{name}: no label column {hub_label!r}; columns are {', '.join(dataset.column_names)}")
+    feature = dataset.features[label_col]
+    inner = feature.feature if isinstance(feature, Sequence) else feature[0] if isinstance(feature, list) else feature
+    names = inner.names if isinstance(inner, ClassLabel) else source.label_names
+    label2id = {n: i for i, n in enumerate(labels)}
+
+    def to_id(value):
+        text = names[value] if names is not None and isinstance(value, int) and value >= 0 else str(value)
+        text = LABEL_ALIASES.get(text, text)
+        if text not in label2id:
+            raise XtremeError(f"{name}: unknown label {text!r}; expected one of: {', '.join(labels)}")
+        return label2id[text]
+
+    before = len(dataset)
+    if task.kind == CLASSIFICATION:
+        dataset = dataset.filter(lambda b: [v is not None and str(v) not in NO_LABEL for v in b[label_col]],
+                                 batched=True, desc="Dropping examples without gold label")
+    if len(dataset) < before:
+        logger.warning("%s: dropped %d example(s) without a gold label", name, before - len(dataset))
+    encode = (lambda b: {label_col: [[to_id(v) for v in seq] for seq in b[label_col]]}) if task.kind == TAGGING \
+        else (lambda b: {label_col: [to_id(v) for v in b[label_col]]})
+    dataset = dataset.select_columns(keep).map(encode, batched=True, desc="Mapping labels by name")
+    return dataset
+
+
+# --- one entry point --------------------------------------------------------------------------------------------
+
+def resolve_files(task: Task, split: str, lang: str, files: list[str] | None, spec_files: dict,
+                  data_dir: str | None) -> list[str] | None:
+    """Local files for (split, lang): explicit files, then the spec's, then `data_dir`'s layout; None = the Hub."""
+    if files:
+        return [f.format(lang=lang) for f in files]
+    entry = spec_files.get(split)
+    if isinstance(entry, dict):
+        if lang not in entry:
+            raise XtremeError(f"task {task.name}: its spec names no {split} file for language {lang!r} "
+                              f"(has {', '.join(entry)})")
+        return [entry[lang]]
+    if entry:
+        return [str(entry).format(lang=lang)]
+    if data_dir:
+        if split not in task.local:
+            raise XtremeError(f"task {task.name}: no {split} file layout under --data_dir; pass the file explicitly")
+        return [str(Path(data_dir) / task.local[split].format(lang=lang))]
+    return None
+
+
+def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, files: list[str] | None = None,
+               spec_files: dict | None = None, data_dir: str | None = None, hub_kwargs: dict | None = None,
+               max_samples: int | None = None):
+    """A task's split for one language as a Dataset in the standard columns, from local files or the Hub.
+
+    Several files (or Hub sources, e.g. ANLI+'s five) are pooled. `labels=None` builds the label list from
+    this data (training split of a task without a fixed list); the list used is returned alongside.
+    """
+    from datasets import concatenate_datasets
+
+    paths = resolve_files(task, split, lang, files, spec_files or {}, data_dir)
+    if paths is not None:
+        per_file = [(path, read_rows(path, task)) for path in paths]
+        if labels is None:
+            labels = label_names_from_rows([r for _, rows in per_file for r in rows], task.kind)
+        parts = [rows_to_dataset(encode_labels(rows, labels, path, task.kind, task.int_labels or task.labels), task.kind)
+                 for path, rows in per_file]
+    else:
+        sources = task.hub_sources(split)
+        if not sources:
+            raise XtremeError(f"task {task.name}: no Hub source for the {split} split; pass local files")
+        if labels is None:
+            raise XtremeError(f"task {task.name}: no fixed label list, so its data must come from local files")
+        parts = [load_hub(source, lang, task, labels, hub_kwargs or {}) for source in sources]
+    columns = set.intersection(*(set(p.column_names) for p in parts))
+    dataset = concatenate_datasets([p.select_columns(sorted(columns)) for p in parts]) if len(parts) > 1 else parts[0]
+    if max_samples is not None:
+        dataset = dataset.select(range(min(max_samples, len(dataset))))
+    return dataset, labels
+
+
+def load_train_and_dev(task: Task, data_args, model_args, spec_files: dict):
+    """The English training and dev sets of a task (or the user's files), with the label list they use."""
+    common = {"spec_files": spec_files, "data_dir": data_args.data_dir,
+              "hub_kwargs": {"cache_dir": model_args.cache_dir, "token": model_args.token}}
+    train, labels = load_split(task, "train", task.train_language, list(task.labels) if task.labels else None,
+                               files=data_args.train_file, max_samples=data_args.max_train_samples, **common)
+    try:
+        dev, _ = load_split(task, "dev", task.train_language, labels, files=data_args.validation_file,
+                            max_samples=data_args.max_eval_samples, **common)
+    except MissingDataError:
+        if data_args.validation_file:
+            raise
+        logger.warning("No %s dev set found: training without model selection", task.name)
+        dev = None
+    return train, dev, labels

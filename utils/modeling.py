@@ -1,0 +1,149 @@
+"""Loading models and tokenizers, transferring the encoder between phases, saving phase outputs.
+
+The paper's handoff: the next phase takes the previous phase's ENCODER and starts a fresh task head. Phase 1
+therefore saves a plain encoder (`AutoModel` format) in its output dir and its heads beside it under `heads/`;
+phase 2 loads that dir into `AutoModelFor<Kind>`, whose head is new. If the given model dir does carry weights
+for the head (e.g. a fine-tuned checkpoint), they are re-initialised unless `--keep_head` asks to reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .errors import XtremeError
+from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def auto_model_class(kind: str):
+    import transformers
+
+    names = {CLASSIFICATION: "AutoModelForSequenceClassification", TAGGING: "AutoModelForTokenClassification",
+             QA: "AutoModelForQuestionAnswering", MULTIPLE_CHOICE: "AutoModelForMultipleChoice"}
+    return getattr(transformers, names[kind])
+
+
+def hub_kwargs(model_args) -> dict:
+    return {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token,
+            "trust_remote_code": model_args.trust_remote_code}
+
+
+def check_model_dir(path: str) -> None:
+    """A local model dir must hold weights; a ZeRO checkpoint without gathered weights gets the recipe."""
+    directory = Path(path)
+    if not directory.exists():
+        return  # a Hub id: from_pretrained reports it
+    if not directory.is_dir() or not (directory / "config.json").is_file():
+        raise XtremeError(f"{path}: not a model directory (no config.json); pass a phase output dir or a Hub id")
+    if not any((directory / f).is_file() for f in WEIGHT_FILES):
+        if any(directory.glob("global_step*")):
+            raise XtremeError(f"{path}: holds a DeepSpeed ZeRO checkpoint without gathered weights; run "
+                              f"`python {path}/zero_to_fp32.py {path} {path} --safe_serialization` first")
+        raise XtremeError(f"{path}: no model weights (expected one of {', '.join(WEIGHT_FILES)})")
+
+
+def load_tokenizer(model_args):
+    from transformers import AutoTokenizer
+
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, **hub_kwargs(model_args))
+    except (OSError, ValueError) as err:
+        raise XtremeError(f"cannot load a tokenizer from {name}: {str(err).splitlines()[0]}")
+    if tokenizer.pad_token is None:  # decoder-only models: pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def head_parameter_names(model) -> list[str]:
+    prefix = model.base_model_prefix + "."
+    return [name for name, _ in model.named_parameters() if not name.startswith(prefix)]
+
+
+def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_head: bool = True,
+               num_labels: int | None = None):
+    """`AutoModelFor<kind>` from a model dir or Hub id: encoder transferred, head fresh unless `fresh_head=False`.
+
+    With `fresh_head=False` (evaluation, `--keep_head`) the head must be in the checkpoint with matching shapes.
+    """
+    from transformers import AutoConfig
+
+    check_model_dir(model_args.model_name_or_path)
+    config_kwargs = {}
+    if labels is not None:
+        config_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                         "label2id": {label: i for i, label in enumerate(labels)}}
+    elif num_labels is not None:
+        config_kwargs = {"num_labels": num_labels}
+    try:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **config_kwargs, **hub_kwargs(model_args))
+        model, info = auto_model_class(kind).from_pretrained(
+            model_args.model_name_or_path, config=config, output_loading_info=True,
+            ignore_mismatched_sizes=fresh_head, **hub_kwargs(model_args))
+    except (OSError, ValueError) as err:
+        raise XtremeError(f"cannot load a {kind} model from {model_args.model_name_or_path}: "
+                          f"{str(err).splitlines()[0]}")
+    except RuntimeError as err:  # size mismatches
+        raise XtremeError(f"{model_args.model_name_or_path}: its {kind} head does not fit this task "
+                          f"({str(err).splitlines()[0][:200]}); drop --keep_head to start a fresh head")
+    head = head_parameter_names(model)
+    missing = set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())}
+    encoder_missing = sorted(k for k in missing if k not in head and "pooler" not in k)
+    if encoder_missing:
+        logger.warning("%d encoder weights were not in %s and start random: %s", len(encoder_missing),
+                       model_args.model_name_or_path, ", ".join(encoder_missing[:5]))
+    loaded_head = [name for name in head if name not in missing]
+    if fresh_head and loaded_head:
+        reinitialise(model, loaded_head)
+        logger.info("Head weights found in the checkpoint were re-initialised (pass --keep_head to reuse them): %s",
+                    ", ".join(loaded_head))
+    elif not fresh_head and len(loaded_head) < len(head):
+        raise XtremeError(f"{model_args.model_name_or_path}: has no trained {kind} head (missing "
+                          f"{', '.join(sorted(set(head) - set(loaded_head)))}); train one with run_target.py first")
+    logger.info("Loaded %s from %s: encoder transferred, head %s", type(model).__name__,
+                model_args.model_name_or_path, "fresh" if fresh_head else "from the checkpoint")
+    return model
+
+
+def reinitialise(model, parameter_names: list[str]) -> None:
+    """Give the modules owning these parameters a fresh init (the model's own `_init_weights`)."""
+    modules = {name.rsplit(".", 1)[0] for name in parameter_names}
+    for name, module in model.named_modules():
+        if name in modules:
+            model._init_weights(module)
+
+
+def save_encoder(trainer, output_dir: str, head_name: str, tokenizer, extra: dict | None = None) -> None:
+    """Phase-1 output: the encoder as a plain `AutoModel` checkpoint, the head under `heads/{head_name}/`.
+
+    The state dict comes from the accelerator, so under ZeRO-3 the full weights are gathered first.
+    """
+    from safetensors.torch import save_file
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped if trainer.is_deepspeed_enabled
+                                                    else trainer.model)
+    if not trainer.is_world_process_zero():
+        return
+    prefix = model.base_model_prefix + "."
+    encoder = {k[len(prefix):]: v.contiguous() for k, v in state_dict.items() if k.startswith(prefix)}
+    head = {k: v.contiguous() for k, v in state_dict.items() if not k.startswith(prefix)}
+    config = model.base_model.config.__class__.from_dict(model.config.to_dict())
+    config.architectures = [type(model.base_model).__name__]
+    config.id2label, config.label2id = {0: "LABEL_0", 1: "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
+    config.problem_type = None
+    config.save_pretrained(output_dir)
+    save_file(encoder, str(Path(output_dir) / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(output_dir)
+    head_dir = Path(output_dir) / "heads" / head_name
+    head_dir.mkdir(parents=True, exist_ok=True)
+    save_file(head, str(head_dir / "head.safetensors"), metadata={"format": "pt"})
+    (head_dir / "head.json").write_text(json.dumps({"model_class": type(model).__name__,
+                                                    "id2label": model.config.id2label, **(extra or {})},
+                                                   indent=2) + "\n")

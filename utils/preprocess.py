@@ -1,0 +1,86 @@
+"""Tokenisation of each task kind into model features, as batched `datasets.map` functions.
+
+Features carry a `length` column (tokens before padding) used for length-grouped training batches and
+length-sorted evaluation; padding happens per batch in the collator (dynamic padding).
+"""
+
+from __future__ import annotations
+
+
+def classification_features(examples: dict, tokenizer, max_seq_length: int) -> dict:
+    texts = (examples["sentence1"],) + ((examples["sentence2"],) if "sentence2" in examples else ())
+    features = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+    features["length"] = [len(ids) for ids in features["input_ids"]]
+    if "label" in examples:
+        features["labels"] = examples["label"]
+    return features
+
+
+def tagging_features(examples: dict, indices: list[int], tokenizer, max_seq_length: int) -> dict:
+    """Words -> sub-tokens with the first sub-token of each word labelled (others -100).
+
+    A sentence longer than `max_seq_length` is split into segments of whole words, never truncated, so every
+    word gets a prediction (XTREME's `.idx` segmenting). `sentence_id` (the example's index, from
+    `map(with_indices=True)`) and `word_start` locate each segment, and
+    `word_positions` holds the first sub-token of each of its words, for re-assembly after prediction.
+    A word with no sub-tokens (or more than fit) becomes the unknown token, as in XTREME.
+    """
+    budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    flat = [word for words in examples["tokens"] for word in words]
+    pieces = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+    unk = [tokenizer.unk_token_id]
+    out = {k: [] for k in ("input_ids", "attention_mask", "length", "sentence_id", "word_start", "word_positions")}
+    labelled = "tags" in examples
+    if labelled:
+        out["labels"] = []
+    cursor, offset = 0, _prefix_length(tokenizer)
+    for sentence, words in enumerate(examples["tokens"]):
+        word_ids = [p if 0 < len(p) <= budget else unk for p in pieces[cursor:cursor + len(words)]]
+        cursor += len(words)
+        tags = examples["tags"][sentence] if labelled else None
+        for start, end in _segments(word_ids, budget):
+            ids = [i for p in word_ids[start:end] for i in p]
+            input_ids = tokenizer.build_inputs_with_special_tokens(ids)
+            positions, position = [], offset
+            for p in word_ids[start:end]:
+                positions.append(position)
+                position += len(p)
+            out["input_ids"].append(input_ids)
+            out["attention_mask"].append([1] * len(input_ids))
+            out["length"].append(len(input_ids))
+            out["sentence_id"].append(indices[sentence])
+            out["word_start"].append(start)
+            out["word_positions"].append(positions)
+            if labelled:
+                labels = [-100] * len(input_ids)
+                for pos, tag in zip(positions, tags[start:end]):
+                    labels[pos] = tag
+                out["labels"].append(labels)
+    return out
+
+
+def _segments(word_ids: list[list[int]], budget: int):
+    """Greedy split of a sentence into [start, end) word ranges whose sub-tokens fit the budget."""
+    start, used = 0, 0
+    for index, pieces in enumerate(word_ids):
+        if used + len(pieces) > budget and index > start:
+            yield start, index
+            start, used = index, 0
+        used += len(pieces)
+    if word_ids:
+        yield start, len(word_ids)
+
+
+def _prefix_length(tokenizer) -> int:
+    """Number of special tokens before the first content token (1 for <s>/[CLS], 0 for most decoders)."""
+    marker = tokenizer.unk_token_id
+    return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)
+
+
+def reassemble_tagging(features, predictions) -> dict[int, list[int]]:
+    """Per-feature predictions (token-level label ids) -> per-sentence word-level predictions."""
+    pieces: dict[int, list] = {}
+    for sentence, start, positions, row in zip(features["sentence_id"], features["word_start"],
+                                               features["word_positions"], predictions):
+        pieces.setdefault(sentence, []).append((start, [int(row[p]) for p in positions]))
+    return {s: [tag for _, seg in sorted(parts) for tag in seg] for s, parts in pieces.items()}

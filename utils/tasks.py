@@ -1,0 +1,215 @@
+"""The task registry: every XTREME target task and every intermediate task, described once.
+
+A `Task` says what kind of problem it is, its labels, the exact XTREME language list, its metric, and where its
+data lives: on the Hub (`HubSource`) and in XTREME's downloaded layout under `--data_dir`. A user's own task is a
+`Task` too, read from a small YAML/JSON spec (`--task_spec`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import XtremeError
+
+CLASSIFICATION, TAGGING, QA, MULTIPLE_CHOICE, RETRIEVAL = (
+    "classification", "tagging", "qa", "multiple_choice", "retrieval")
+KINDS = (CLASSIFICATION, TAGGING, QA, MULTIPLE_CHOICE, RETRIEVAL)
+SPLITS = ("train", "dev", "test")
+
+# Exact language lists of XTREME's evaluate.py.
+PANX_LANGS = ("ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo "
+              "my zh kk tr et fi hu").split()
+UDPOS_LANGS = ("af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo "
+               "zh").split()
+TATOEBA_LANGS = [lang for lang in PANX_LANGS if lang not in ("en", "ms", "my", "yo")]
+
+# google/xtreme names its udpos configs by English language name.
+UDPOS_LANG_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
+    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
+    "kk": "Kazakh", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
+    "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+}
+
+NLI_LABELS = ("contradiction", "entailment", "neutral")  # XTREME's order (processors/xnli.py)
+HUB_NLI_LABELS = ("entailment", "neutral", "contradiction")  # GLUE/XNLI/ANLI/SNLI ClassLabel order
+PANX_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+UPOS_LABELS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+               "SCONJ", "SYM", "VERB", "X")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """One Hub dataset split. `config` may hold `{lang}` or `{lang_name}`; `columns` maps ours -> the Hub's."""
+
+    path: str
+    config: str | None
+    split: str
+    columns: dict = field(default_factory=dict)
+    label_names: tuple | None = None  # names of integer labels when the Hub column is not a ClassLabel
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str
+    metric: str  # "accuracy" | "f1" (seqeval span F1) | ...
+    languages: tuple = ("en",)
+    labels: tuple | None = None  # None: built from the training file (e.g. CCG supertags)
+    train_language: str = "en"
+    local: dict = field(default_factory=dict)  # split -> path under --data_dir, may hold {lang}
+    hub: dict = field(default_factory=dict)  # split -> tuple of HubSource (pooled)
+    columns: dict = field(default_factory=dict)  # our column -> its name in local files with a header
+    int_labels: tuple | None = None  # names of integer labels in Hub-schema files, when not `labels`' order
+    description: str = ""
+
+    def hub_sources(self, split: str) -> tuple:
+        return self.hub.get(split, ())
+
+    def check_languages(self, languages: list[str]) -> None:
+        unknown = [lang for lang in languages if lang not in self.languages]
+        if unknown:
+            raise XtremeError(f"task {self.name}: unknown language(s) {', '.join(unknown)}; "
+                              f"expected some of: {', '.join(self.languages)}")
+
+
+def _xnli_sources(split: str) -> tuple:
+    return (HubSource("facebook/xnli", "{lang}", split, {"sentence1": "premise", "sentence2": "hypothesis"}),)
+
+
+def _glue(config: str, split: str, s1: str, s2: str) -> HubSource:
+    return HubSource("nyu-mll/glue", config, split, {"sentence1": s1, "sentence2": s2})
+
+
+def _anli(split: str) -> HubSource:
+    return HubSource("facebook/anli", None, split, {"sentence1": "premise", "sentence2": "hypothesis"})
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.kind not in KINDS:
+        raise XtremeError(f"task {task.name}: unknown kind {task.kind!r}; expected one of {', '.join(KINDS)}")
+    TASKS[task.name] = task
+    return task
+
+
+# --- XTREME target tasks -------------------------------------------------------------------------------------
+register(Task(
+    "xnli", CLASSIFICATION, "accuracy",
+    languages=tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()), labels=NLI_LABELS,
+    int_labels=HUB_NLI_LABELS,
+    local={s: f"xnli/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={"train": _xnli_sources("train"), "dev": _xnli_sources("validation"), "test": _xnli_sources("test")},
+    description="XNLI: English training data is MNLI (XTREME's xnli/train-en.tsv)."))
+register(Task(
+    "pawsx", CLASSIFICATION, "accuracy", languages=tuple("de en es fr ja ko zh".split()), labels=("0", "1"),
+    local={s: f"pawsx/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={s: (HubSource("google-research-datasets/paws-x", "{lang}", hs),)
+         for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
+    description="PAWS-X paraphrase identification."))
+register(Task(
+    "panx", TAGGING, "f1", languages=tuple(PANX_LANGS), labels=PANX_LABELS,
+    local={s: f"panx/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={s: (HubSource("google/xtreme", "PAN-X.{lang}", hs, {"tokens": "tokens", "tags": "ner_tags"}),)
+         for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
+    description="PAN-X (WikiANN) named entities, IOB2, seqeval span F1."))
+register(Task(
+    "udpos", TAGGING, "f1", languages=tuple(UDPOS_LANGS), labels=UPOS_LABELS,
+    local={s: f"udpos/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={s: (HubSource("google/xtreme", "udpos.{lang_name}", hs, {"tokens": "tokens", "tags": "pos_tags"}),)
+         for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
+    description="UD-POS (UD v2.5) universal POS tags; XTREME scores it with seqeval F1, token accuracy beside it."))
+for _name, _langs in (("xquad", "en es de el ru tr ar vi th zh hi"), ("mlqa", "en es de ar hi vi zh"),
+                      ("tydiqa", "en ar bn fi id ko ru sw te")):
+    register(Task(_name, QA, "squad", languages=tuple(_langs.split())))
+register(Task("bucc2018", RETRIEVAL, "f1", languages=("de", "fr", "ru", "zh")))
+register(Task("tatoeba", RETRIEVAL, "accuracy", languages=tuple(TATOEBA_LANGS)))
+
+# --- English intermediate tasks --------------------------------------------------------------------------------
+register(Task(
+    "mnli", CLASSIFICATION, "accuracy", labels=NLI_LABELS, int_labels=HUB_NLI_LABELS,
+    columns={"sentence1": "sentence1", "sentence2": "sentence2", "label": "gold_label"},
+    local={"train": "MNLI/train.tsv", "dev": "MNLI/dev_matched.tsv"},
+    hub={"train": (_glue("mnli", "train", "premise", "hypothesis"),),
+         "dev": (_glue("mnli", "validation_matched", "premise", "hypothesis"),)},
+    description="MultiNLI, 3-way NLI (dev = validation_matched)."))
+register(Task(
+    "qqp", CLASSIFICATION, "accuracy", labels=("not_duplicate", "duplicate"),
+    columns={"sentence1": "question1", "sentence2": "question2", "label": "is_duplicate"},
+    local={"train": "QQP/train.tsv", "dev": "QQP/dev.tsv"},
+    hub={"train": (_glue("qqp", "train", "question1", "question2"),),
+         "dev": (_glue("qqp", "validation", "question1", "question2"),)},
+    description="Quora Question Pairs, binary paraphrase (labels 0 = not_duplicate, 1 = duplicate)."))
+register(Task(
+    "anli_plus", CLASSIFICATION, "accuracy", labels=NLI_LABELS, int_labels=HUB_NLI_LABELS,
+    hub={"train": (_anli("train_r1"), _anli("train_r2"), _anli("train_r3"),
+                   _glue("mnli", "train", "premise", "hypothesis"),
+                   HubSource("stanfordnlp/snli", None, "train", {"sentence1": "premise", "sentence2": "hypothesis"})),
+         "dev": (_anli("dev_r1"), _anli("dev_r2"), _anli("dev_r3"))},
+    description="ANLI+: ANLI R1-R3 + MNLI + SNLI pooled into one 3-way NLI task (SNLI label -1 dropped); "
+                "dev = ANLI R1-R3 dev."))
+
+_SPEC_KEYS = {"name", "kind", "metric", "languages", "labels", "train_language", "files", "columns"}
+
+
+def load_task_spec(path: str) -> tuple[Task, dict]:
+    """Read a user task spec (YAML or JSON). Returns the task and its `files`: split -> path or {lang: path}."""
+    spec_path = Path(path)
+    if not spec_path.is_file():
+        raise XtremeError(f"task spec {path}: file not found")
+    text = spec_path.read_text(encoding="utf-8")
+    try:
+        if spec_path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            spec = yaml.safe_load(text)
+        else:
+            spec = json.loads(text)
+    except Exception as err:  # yaml and json raise different types; both mean a malformed file
+        raise XtremeError(f"task spec {path}: not valid {spec_path.suffix[1:].upper()} ({err})".replace("\n", " "))
+    if not isinstance(spec, dict):
+        raise XtremeError(f"task spec {path}: expected a mapping with keys {', '.join(sorted(_SPEC_KEYS))}")
+    unknown = set(spec) - _SPEC_KEYS
+    if unknown:
+        raise XtremeError(f"task spec {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"expected {', '.join(sorted(_SPEC_KEYS))}")
+    for key in ("name", "kind", "files"):
+        if key not in spec:
+            raise XtremeError(f"task spec {path}: missing required key '{key}'")
+    kind = spec["kind"]
+    if kind not in (CLASSIFICATION, TAGGING):
+        raise XtremeError(f"task spec {path}: kind {kind!r} is not supported in specs; expected "
+                          f"{CLASSIFICATION} or {TAGGING}")
+    files = spec["files"]
+    if not isinstance(files, dict) or not set(files) <= set(SPLITS):
+        raise XtremeError(f"task spec {path}: 'files' must map splits ({', '.join(SPLITS)}) to a path, a path "
+                          "with {lang}, or a {language: path} mapping")
+    train_language = spec.get("train_language", "en")
+    languages = spec.get("languages") or sorted(
+        {lang for split_files in files.values() if isinstance(split_files, dict) for lang in split_files}
+        | {train_language})
+    task = Task(
+        name=str(spec["name"]), kind=kind, metric=spec.get("metric", "accuracy" if kind == CLASSIFICATION else "f1"),
+        languages=tuple(languages), labels=tuple(str(x) for x in spec["labels"]) if spec.get("labels") else None,
+        train_language=train_language, columns=dict(spec.get("columns") or {}),
+        description=f"user task from {path}")
+    if task.metric not in ("accuracy", "f1"):
+        raise XtremeError(f"task spec {path}: metric {task.metric!r} unknown; expected accuracy or f1")
+    return task, files
+
+
+def get_task(name: str | None, spec_path: str | None = None) -> tuple[Task, dict]:
+    """The task named `name`, or the one a spec file declares. Returns (task, files from the spec or {})."""
+    if spec_path:
+        return load_task_spec(spec_path)
+    if not name:
+        raise XtremeError("no task given: pass --task NAME (one of " + ", ".join(TASKS) + ") or --task_spec FILE")
+    if name not in TASKS:
+        raise XtremeError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)} (or --task_spec FILE)")
+    return TASKS[name], {}

@@ -1,0 +1,211 @@
+"""What every script shares around `Trainer`: arguments, defaults, logging, output dirs, resuming, prediction.
+
+`XtremeTrainingArguments` is `TrainingArguments` with this project's defaults (the paper's optimiser settings,
+per-epoch evaluation with the best English-dev checkpoint kept, length-grouped batches); every one of them can
+still be overridden on the command line or in the JSON file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from .errors import XtremeError
+from .results import RUN_INFO, atomic_write_json, environment_info, read_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "Hub id or the output dir of the previous phase."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub models and datasets are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for gated models."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the Hub (off: safe)."})
+
+
+@dataclass
+class DataArguments:
+    task: str | None = field(default=None, metadata={"help": "A registered task (see README)."})
+    task_spec: str | None = field(default=None, metadata={"help": "YAML/JSON spec of your own task."})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "XTREME's downloaded layout (e.g. DIR/xnli/dev-de.tsv). Without it data comes from the Hub."})
+    train_file: list[str] | None = field(default=None, metadata={
+        "help": "Local training file(s) in the task's format (tsv, jsonl, conllu, ...), pooled; overrides the Hub."})
+    validation_file: list[str] | None = field(default=None, metadata={"help": "Local English dev file(s)."})
+    max_seq_length: int = field(default=128, metadata={"help": "Longest tokenised input (tagging: per segment)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples per eval set."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if a cached result exists."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Allow writing into an output dir that holds another run (nothing is deleted)."})
+
+
+@dataclass
+class XtremeTrainingArguments(TrainingArguments):
+    # The paper's settings (jiant): lr 1e-5, 10% warmup, AdamW weight decay 0.01.
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (paper: 1e-5)."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warmup steps, or a fraction of training if < 1."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    # Model selection on the English dev set, as XTREME and the paper do.
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on the dev set."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best dev checkpoint."})
+    metric_for_best_model: str | None = field(default="score", metadata={"help": "Dev metric for selection."})
+    greater_is_better: bool | None = field(default=True, metadata={"help": "Whether higher metric is better."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is kept too)."})
+    # Speed: batches of similar length, dynamic padding.
+    train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "Training batch order."})
+    # With 2+ ranks the 5.x default doubled the reported loss of XLM-R heads.
+    average_tokens_across_devices: bool = field(default=False, metadata={"help": "Average tokens across ranks."})
+
+
+def parse_args(*dataclasses):
+    """`HfArgumentParser` over the dataclasses; a single `.json`/`.yaml` argument is read as the whole config."""
+    parser = HfArgumentParser(dataclasses)
+    try:
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            return parser.parse_json_file(json_file=str(Path(sys.argv[1]).resolve()))
+        if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+            return parser.parse_yaml_file(yaml_file=str(Path(sys.argv[1]).resolve()))
+        return parser.parse_args_into_dataclasses()
+    except ValueError as err:  # unknown or removed arguments in a config file
+        raise XtremeError(str(err).splitlines()[0])
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    import datasets
+    import transformers
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+                        datefmt="%m/%d/%Y %H:%M:%S", handlers=[logging.StreamHandler(sys.stdout)])
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()
+    level = training_args.get_process_log_level()
+    for lib_logger in (logging.getLogger("utils"), logging.getLogger("__main__")):
+        lib_logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logger.warning("Process rank: %s, device: %s, n_gpu: %s, distributed training: %s, fp16: %s, bf16: %s",
+                   training_args.local_process_index, training_args.device, training_args.n_gpu,
+                   training_args.parallel_mode.value == "distributed", training_args.fp16, training_args.bf16)
+
+
+def prepare_output_dir(training_args, data_args, run: dict) -> str | None:
+    """Refuse an output dir holding another run; return the checkpoint to resume from, if any.
+
+    `run` identifies this run (phase and task). A dir holding the same run resumes from its last checkpoint;
+    a finished one, another task's run, or foreign files need `--overwrite_output_dir` (which deletes nothing).
+    """
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not data_args.overwrite_output_dir:
+        previous = read_json(output_dir / RUN_INFO)
+        if previous is None:
+            raise XtremeError(f"output dir {output_dir} is not empty and holds no xtreme-inter run; choose another "
+                              "dir or pass --overwrite_output_dir")
+        if {k: previous.get(k) for k in run} != run:
+            raise XtremeError(f"output dir {output_dir} holds another run ({previous.get('phase')} "
+                              f"{previous.get('task')}); choose another dir or pass --overwrite_output_dir")
+        if previous.get("finished") and resume is None:
+            raise XtremeError(f"output dir {output_dir} holds a finished {run.get('task')} run; choose another dir "
+                              "or pass --overwrite_output_dir to train again")
+    if resume is None and training_args.do_train and output_dir.is_dir():
+        resume = last_complete_checkpoint(output_dir)
+        if resume:
+            logger.info("Resuming from %s (pass --overwrite_output_dir with a new dir to start over)", resume)
+    if training_args.should_save:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(output_dir / RUN_INFO, {**run, "finished": False, "environment": environment_info()})
+    return resume
+
+
+def last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest `checkpoint-N` whose trainer state was written (a checkpoint is saved state-file last)."""
+    checkpoints = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                         key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            return str(checkpoint)
+        logger.warning("Skipping incomplete checkpoint %s", checkpoint)
+    return None
+
+
+def finish_run(training_args, run: dict, results: dict) -> None:
+    if training_args.should_save:
+        path = Path(training_args.output_dir) / RUN_INFO
+        atomic_write_json(path, {**(read_json(path) or {}), **run, "finished": True, "results": results})
+
+
+class XtremeTrainer(Trainer):
+    """`Trainer` that groups training batches by our precomputed `length` column and evaluates in dataset order.
+
+    Trainer drops unused columns before building its sampler, so it would re-measure every example; and its
+    eval sampler shuffles under `group_by_length`, which would scramble predictions. We sort eval sets ourselves.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy == "group_by_length" and "length" in self.train_dataset.column_names:
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.train_dataset["length"])
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        from torch.utils.data import SequentialSampler
+
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def sort_by_length(dataset):
+    """The dataset sorted longest first (fewer pad tokens per batch) and the permutation that undoes it."""
+    order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
+    return dataset.select(order), order
+
+
+def predict_in_order(trainer, dataset):
+    """Predict length-sorted, return predictions (and label ids) in the dataset's original order."""
+    sorted_dataset, order = sort_by_length(dataset)
+    output = trainer.predict(sorted_dataset)
+    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    restored = np.empty_like(predictions)
+    restored[order] = predictions
+    return restored
+
+
+def fit(kind, labels: list[str], metric: str, model, tokenizer, train_features, dev_features, training_args,
+        resume: str | None):
+    """Train with per-epoch English-dev evaluation and best-checkpoint selection; log and save the metrics."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    if dev_features is None:
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+    else:
+        dev_features = sort_by_length(dev_features)[0]
+    trainer = XtremeTrainer(
+        model=model, args=training_args, train_dataset=train_features, eval_dataset=dev_features,
+        processing_class=tokenizer, data_collator=kind.collator(tokenizer, training_args),
+        compute_metrics=kind.compute_metrics(labels, dev_features, metric) if dev_features is not None else None,
+        preprocess_logits_for_metrics=kind.preprocess_logits)
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = {**result.metrics, "train_samples": len(train_features)}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    if dev_features is not None:
+        eval_metrics = {**trainer.evaluate(), "eval_samples": len(dev_features)}
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    return trainer, metrics
