@@ -28,3 +28,21 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def run_script(script: str, args: list, capsys=None):
+    """Run a phase script's `main()` in this process, as `python script.py args` would (errors -> exit 2)."""
+    import importlib
+    from unittest import mock
+
+    from utils.errors import run_main
+
+    module = importlib.import_module(script)
+    with mock.patch.object(sys, "argv", [f"{script}.py"] + [str(a) for a in args]):
+        return run_main(module.main)
+
+
+def read_json(path):
+    import json
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))

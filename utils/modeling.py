@@ -116,6 +116,8 @@ def reinitialise(model, parameter_names: list[str]) -> None:
     modules = {name.rsplit(".", 1)[0] for name in parameter_names}
     for name, module in model.named_modules():
         if name in modules:
+            for tensor in module.parameters(recurse=False):  # loaded weights are flagged to skip init
+                tensor._is_hf_initialized = False
             model._init_weights(module)
 
 

@@ -25,7 +25,8 @@ def tagging_features(examples: dict, indices: list[int], tokenizer, max_seq_leng
     `word_positions` holds the first sub-token of each of its words, for re-assembly after prediction.
     A word with no sub-tokens (or more than fit) becomes the unknown token, as in XTREME.
     """
-    budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    prefix, suffix = special_tokens_around(tokenizer)
+    budget = max_seq_length - len(prefix) - len(suffix)
     flat = [word for words in examples["tokens"] for word in words]
     pieces = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
     unk = [tokenizer.unk_token_id]
@@ -33,15 +34,15 @@ def tagging_features(examples: dict, indices: list[int], tokenizer, max_seq_leng
     labelled = "tags" in examples
     if labelled:
         out["labels"] = []
-    cursor, offset = 0, _prefix_length(tokenizer)
+    cursor = 0
     for sentence, words in enumerate(examples["tokens"]):
         word_ids = [p if 0 < len(p) <= budget else unk for p in pieces[cursor:cursor + len(words)]]
         cursor += len(words)
         tags = examples["tags"][sentence] if labelled else None
         for start, end in _segments(word_ids, budget):
             ids = [i for p in word_ids[start:end] for i in p]
-            input_ids = tokenizer.build_inputs_with_special_tokens(ids)
-            positions, position = [], offset
+            input_ids = prefix + ids + suffix
+            positions, position = [], len(prefix)
             for p in word_ids[start:end]:
                 positions.append(position)
                 position += len(p)
@@ -71,10 +72,12 @@ def _segments(word_ids: list[list[int]], budget: int):
         yield start, len(word_ids)
 
 
-def _prefix_length(tokenizer) -> int:
-    """Number of special tokens before the first content token (1 for <s>/[CLS], 0 for most decoders)."""
-    marker = tokenizer.unk_token_id
-    return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a single sequence (<s> ... </s> for XLM-R)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    start = next(i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain)
+    return full[:start], full[start + len(plain):]
 
 
 def reassemble_tagging(features, predictions) -> dict[int, list[int]]:

@@ -8,6 +8,7 @@ still be overridden on the command line or in the JSON file.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,15 +72,34 @@ class XtremeTrainingArguments(TrainingArguments):
 
 def parse_args(*dataclasses):
     """`HfArgumentParser` over the dataclasses; a single `.json`/`.yaml` argument is read as the whole config."""
+    config_file = sys.argv[1] if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")) else None
+    if config_file and not Path(config_file).is_file():
+        raise XtremeError(f"{config_file}: config file not found")
+    wants_deepspeed = any(a.startswith("--deepspeed") for a in sys.argv) or (
+        config_file is not None and "deepspeed" in Path(config_file).read_text(encoding="utf-8"))
+    if wants_deepspeed and "WORLD_SIZE" not in os.environ:
+        single_process_env()
     parser = HfArgumentParser(dataclasses)
     try:
-        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        if config_file and config_file.endswith(".json"):
             return parser.parse_json_file(json_file=str(Path(sys.argv[1]).resolve()))
-        if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+        if config_file:
             return parser.parse_yaml_file(yaml_file=str(Path(sys.argv[1]).resolve()))
         return parser.parse_args_into_dataclasses()
     except ValueError as err:  # unknown or removed arguments in a config file
         raise XtremeError(str(err).splitlines()[0])
+
+
+def single_process_env() -> None:
+    """DeepSpeed started by plain `python` (no launcher) needs a one-process world, else it asks for mpi4py."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)), ("RANK", "0"),
+                       ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
+        os.environ.setdefault(key, value)
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

@@ -1,0 +1,157 @@
+"""Loaders on real XTREME-format slices, the Hub label mapping, task specs and bad input."""
+
+import pytest
+from conftest import XTREME_DIR
+
+from utils.data import encode_labels, load_split, read_conll_tsv, read_conllu, read_rows
+from utils.errors import MissingDataError, XtremeError
+from utils.tasks import NLI_LABELS, TASKS, get_task, load_task_spec
+
+UD = XTREME_DIR / "udpos"
+
+
+def test_xtreme_language_lists_are_exact():
+    assert len(TASKS["panx"].languages) == 40
+    assert len(TASKS["udpos"].languages) == 33
+    assert len(TASKS["tatoeba"].languages) == 36
+    assert not {"en", "ms", "my", "yo"} & set(TASKS["tatoeba"].languages)
+    assert TASKS["xnli"].languages == tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split())
+    assert TASKS["pawsx"].languages == tuple("de en es fr ja ko zh".split())
+    assert TASKS["mlqa"].languages == tuple("en es de ar hi vi zh".split())
+    assert TASKS["tydiqa"].languages == tuple("en ar bn fi id ko ru sw te".split())
+    assert TASKS["xquad"].languages == tuple("en es de el ru tr ar vi th zh hi".split())
+    assert TASKS["bucc2018"].languages == ("de", "fr", "ru", "zh")
+
+
+def test_xnli_tsv_labels_by_name():
+    dataset, labels = load_split(TASKS["xnli"], "dev", "de", list(NLI_LABELS), data_dir=XTREME_DIR)
+    assert labels == ["contradiction", "entailment", "neutral"]
+    assert len(dataset) == 100
+    first_line = (XTREME_DIR / "xnli" / "dev-de.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")
+    assert dataset[0]["sentence1"] == first_line[0]
+    assert labels[dataset[0]["label"]] == first_line[2]
+
+
+def test_conllu_matches_xtreme_processed_english():
+    """Our CoNLL-U reader reproduces XTREME's processed UD-POS file (EWT is its first treebank)."""
+    ours = read_conllu(UD / "en_ewt-ud-dev.conllu")
+    xtreme = read_conll_tsv(UD / "dev-en.tsv")
+    assert len(ours) == 150
+    assert [(r["tokens"], r["tags"]) for r in ours] == [(r["tokens"], r["tags"]) for r in xtreme[:150]]
+
+
+def test_conllu_keeps_fused_surface_forms():
+    sentences = read_conllu(UD / "de_gsd-ud-test.conllu")
+    words = [(w, t) for s in sentences for w, t in zip(s["tokens"], s["tags"])]
+    fused = [w for w, _ in words if w.lower() in ("im", "zum", "zur", "am", "vom", "beim")]
+    assert fused, "multiword tokens must stay as their surface form"
+    assert all(t == "ADP" for w, t in words if w in ("im", "zum", "zur", "beim"))
+    # the syntactic words of a fused token ("in dem") are not emitted beside it
+    raw = (UD / "de_gsd-ud-test.conllu").read_text(encoding="utf-8")
+    ids = [line.split("\t")[0] for line in raw.splitlines() if line and not line.startswith("#")]
+    n_ranges = sum(1 for i in ids if "-" in i)
+    n_words = sum(1 for i in ids if i.isdigit())
+    assert len(words) == n_words - n_ranges  # each range of 2 words becomes 1 token
+
+
+def test_hub_labels_are_mapped_by_name(monkeypatch):
+    """facebook/xnli's ClassLabel order (entailment, neutral, contradiction) differs from XTREME's."""
+    import datasets
+
+    hub = datasets.Dataset.from_dict(
+        {"premise": ["p1", "p2", "p3"], "hypothesis": ["h1", "h2", "h3"], "label": [0, 1, 2]},
+        features=datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
+                                    "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])}))
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, config, split, **kw: calls.append(
+        (path, config, split)) or hub)
+    dataset, labels = load_split(TASKS["xnli"], "dev", "de", list(NLI_LABELS))
+    assert calls == [("facebook/xnli", "de", "validation")]
+    assert [labels[i] for i in dataset["label"]] == ["entailment", "neutral", "contradiction"]
+    assert dataset["sentence1"] == ["p1", "p2", "p3"]
+
+
+def test_hub_tagging_config_names(monkeypatch):
+    import datasets
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    hub = datasets.Dataset.from_dict(
+        {"tokens": [["a", "b"]], "ner_tags": [[1, 2]], "langs": [["de", "de"]]},
+        features=datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                    "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+                                    "langs": datasets.Sequence(datasets.Value("string"))}))
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, config, split, **kw: calls.append(config) or hub)
+    dataset, labels = load_split(TASKS["panx"], "test", "de", list(TASKS["panx"].labels))
+    assert calls == ["PAN-X.de"]
+    assert dataset[0] == {"tokens": ["a", "b"], "tags": [1, 2]}
+
+
+def test_glue_style_tsv_with_header_and_jsonl(tmp_path):
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("index\tsentence1\tsentence2\tgold_label\n0\tA man.\tA person.\tentailment\n"
+                   "1\tA dog.\tA cat.\tcontradiction\n", encoding="utf-8")
+    rows = encode_labels(read_rows(tsv, TASKS["mnli"]), list(NLI_LABELS), str(tsv), "classification")
+    assert [(r["sentence1"], r["label"]) for r in rows] == [("A man.", 1), ("A dog.", 0)]
+    jsonl = tmp_path / "anli.jsonl"  # ANLI's own format: context/hypothesis, labels e/n/c; SNLI's "-" dropped
+    jsonl.write_text('{"context": "c1", "hypothesis": "h1", "label": "n"}\n'
+                     '{"premise": "c2", "hypothesis": "h2", "label": 2}\n'
+                     '{"sentence1": "c3", "sentence2": "h3", "gold_label": "-"}\n', encoding="utf-8")
+    dataset, labels = load_split(TASKS["anli_plus"], "train", "en", list(NLI_LABELS), files=[str(jsonl)])
+    assert [labels[i] for i in dataset["label"]] == ["neutral", "contradiction"]  # 2 = contradiction (Hub order)
+
+
+def test_unlabelled_test_files(tmp_path):
+    (tmp_path / "pawsx").mkdir()
+    (tmp_path / "pawsx" / "test-de.tsv").write_text("a\tb\nc\td\n", encoding="utf-8")
+    dataset, _ = load_split(TASKS["pawsx"], "test", "de", ["0", "1"], data_dir=tmp_path)
+    assert dataset.column_names == ["sentence1", "sentence2"] and len(dataset) == 2
+    (tmp_path / "panx").mkdir()
+    (tmp_path / "panx" / "test-de.tsv").write_text("Berlin\nist\n\nschön\n", encoding="utf-8")
+    dataset, _ = load_split(TASKS["panx"], "test", "de", list(TASKS["panx"].labels), data_dir=tmp_path)
+    assert dataset["tokens"] == [["Berlin", "ist"], ["schön"]] and "tags" not in dataset.column_names
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("a\tb\t0\nc\td\n", ":2: expected 3 tab-separated columns, found 2"),
+    ("a\tb\t0\nc\td\tmaybe\n", ":2: unknown label 'maybe'; expected one of: 0, 1"),
+    ("", ": empty file"),
+])
+def test_bad_classification_files(tmp_path, content, expected):
+    path = tmp_path / "train.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(XtremeError) as err:
+        load_split(TASKS["pawsx"], "train", "en", ["0", "1"], files=[str(path)])
+    assert str(err.value) == f"{path}{expected}"
+
+
+def test_bad_tagging_files(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("Berlin\tB-LOC\nist\tO\textra\n", encoding="utf-8")
+    with pytest.raises(XtremeError, match=r"train.tsv:2: expected 'token<TAB>tag'"):
+        load_split(TASKS["panx"], "train", "en", list(TASKS["panx"].labels), files=[str(path)])
+    path.write_text("Berlin\tB-CITY\n", encoding="utf-8")
+    with pytest.raises(XtremeError, match=r"train.tsv:1: unknown label 'B-CITY'"):
+        load_split(TASKS["panx"], "train", "en", list(TASKS["panx"].labels), files=[str(path)])
+    with pytest.raises(MissingDataError, match="nothere.tsv: file not found"):
+        load_split(TASKS["panx"], "train", "en", None, files=[str(tmp_path / "nothere.tsv")])
+
+
+def test_unknown_task_and_language():
+    with pytest.raises(XtremeError, match="unknown task 'xnly'"):
+        get_task("xnly")
+    with pytest.raises(XtremeError, match="task pawsx: unknown language"):
+        TASKS["pawsx"].check_languages(["de", "xx"])
+
+
+def test_task_spec_yaml(tmp_path):
+    spec = tmp_path / "task.yaml"
+    spec.write_text("name: my_ner\nkind: tagging\nlabels: [O, B-X, I-X]\nfiles:\n  train: data/train-en.tsv\n"
+                    "  test: {en: data/test-en.tsv, de: data/test-de.tsv}\n", encoding="utf-8")
+    task, files = load_task_spec(str(spec))
+    assert task.kind == "tagging" and task.metric == "f1" and task.labels == ("O", "B-X", "I-X")
+    assert set(task.languages) == {"en", "de"}
+    assert files["test"]["de"] == "data/test-de.tsv"
+    spec.write_text("name: t\nkind: regression\nfiles: {}\n", encoding="utf-8")
+    with pytest.raises(XtremeError, match="kind 'regression' is not supported"):
+        load_task_spec(str(spec))

@@ -1,0 +1,151 @@
+"""The three phases end to end on the tiny model and real XTREME-format slices."""
+
+import random
+
+import pytest
+import torch
+from conftest import XTREME_DIR, read_json, run_script
+from safetensors.torch import load_file
+
+from utils.modeling import load_model
+from utils.training import ModelArguments
+
+FAST = ["--use_cpu", "--per_device_train_batch_size", 16, "--per_device_eval_batch_size", 32,
+        "--logging_strategy", "no", "--disable_tqdm", "true"]
+
+
+@pytest.fixture(scope="module")
+def intermediate_dir(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mnli")
+    run_script("run_intermediate", [
+        "--model_name_or_path", tiny_model_dir, "--task", "mnli", "--do_train", "--output_dir", out,
+        "--train_file", XTREME_DIR / "xnli/train-en.tsv", "--validation_file", XTREME_DIR / "xnli/dev-en.tsv",
+        "--max_train_samples", 96, "--num_train_epochs", 1, "--learning_rate", 1e-3, *FAST])
+    return out
+
+
+@pytest.fixture(scope="module")
+def target_dir(intermediate_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mnli-pawsx")
+    run_script("run_target", [
+        "--model_name_or_path", intermediate_dir, "--task", "pawsx", "--data_dir", XTREME_DIR, "--do_train",
+        "--output_dir", out, "--max_train_samples", 64, "--num_train_epochs", 2, *FAST])
+    return out
+
+
+def _encoder(state_dict, prefix=""):
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def test_intermediate_saves_a_plain_encoder_and_its_head(intermediate_dir):
+    weights = load_file(intermediate_dir / "model.safetensors")
+    assert weights and not any(k.startswith(("classifier", "roberta.", "lm_head")) for k in weights)
+    assert read_json(intermediate_dir / "config.json")["architectures"] == ["XLMRobertaModel"]
+    head = load_file(intermediate_dir / "heads/mnli/head.safetensors")
+    assert head["classifier.out_proj.weight"].shape[0] == 3
+    results = read_json(intermediate_dir / "all_results.json")
+    assert 0 <= results["eval_accuracy"] <= 100 and "train_loss" in results
+    assert read_json(intermediate_dir / "xtreme_inter_run.json")["finished"] is True
+
+
+def test_target_transfers_the_encoder_with_a_fresh_head(intermediate_dir):
+    encoder = load_file(intermediate_dir / "model.safetensors")
+    old_head = load_file(intermediate_dir / "heads/mnli/head.safetensors")
+    model = load_model(ModelArguments(str(intermediate_dir)), "classification", ["0", "1"])
+    state = model.state_dict()
+    for name, tensor in encoder.items():
+        assert torch.equal(state[f"roberta.{name}"], tensor), name
+    assert state["classifier.out_proj.weight"].shape[0] == 2
+    assert not torch.equal(state["classifier.dense.weight"], old_head["classifier.dense.weight"])
+
+
+def test_a_head_in_the_model_dir_is_reinitialised_unless_kept(target_dir):
+    trained = load_file(target_dir / "model.safetensors")
+    fresh = load_model(ModelArguments(str(target_dir)), "classification", ["0", "1"]).state_dict()
+    kept = load_model(ModelArguments(str(target_dir)), "classification", ["0", "1"], fresh_head=False).state_dict()
+    assert not torch.equal(fresh["classifier.out_proj.weight"], trained["classifier.out_proj.weight"])
+    assert torch.equal(kept["classifier.out_proj.weight"], trained["classifier.out_proj.weight"])
+    assert torch.equal(fresh["roberta.embeddings.word_embeddings.weight"],
+                       trained["roberta.embeddings.word_embeddings.weight"])
+
+
+def test_chain_evaluates_every_requested_language(target_dir, capsys):
+    assert (target_dir / "model.safetensors").is_file() and (target_dir / "tokenizer.json").is_file()
+    assert read_json(target_dir / "all_results.json")["eval_samples"] == 100
+    run_script("run_xtreme_eval", ["--model_name_or_path", target_dir, "--task", "pawsx", "--languages", "de,en,ja,fr",
+                                   "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
+    results = read_json(target_dir / "results/pawsx.json")
+    assert set(results["languages"]) == {"de", "en", "ja"}
+    assert "fr" in results["skipped"] and "file not found" in results["skipped"]["fr"]
+    for lang, metrics in results["languages"].items():
+        assert metrics["num_examples"] == 100 and 0 <= metrics["accuracy"] <= 100
+        lines = (target_dir / f"predictions/pawsx/dev-{lang}.tsv").read_text().splitlines()
+        assert len(lines) == 100 and set(lines) <= {"0", "1"}
+    assert results["score"] == pytest.approx(sum(m["accuracy"] for m in results["languages"].values()) / 3)
+    assert results["split"] == "dev" and results["model"] == str(target_dir)
+    assert "| de |" in capsys.readouterr().out
+
+
+def test_output_dir_holding_another_run_is_refused(intermediate_dir, target_dir, capsys):
+    args = ["--model_name_or_path", intermediate_dir, "--task", "xnli", "--data_dir", XTREME_DIR, "--do_train",
+            "--output_dir", target_dir, *FAST]
+    before = (target_dir / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_target", args)
+    assert exit_info.value.code == 2
+    assert "holds another run (target pawsx)" in capsys.readouterr().err
+    assert (target_dir / "model.safetensors").read_bytes() == before
+
+
+def _marker_files(tmp_path, n_train=320, n_dev=80, seed=0):
+    """Synthetic pair task: the label is 1 iff the marker word appears; nothing else separates the classes."""
+    rng = random.Random(seed)
+    words = "the a house tree river blue green runs walks city small large".split()
+    paths = {}
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        lines = []
+        for i in range(n):
+            label = i % 2
+            s1 = [rng.choice(words) for _ in range(rng.randint(4, 9))]
+            if label:
+                s1.insert(rng.randrange(len(s1)), "zebra")
+            lines.append(f"{' '.join(s1)}\t{' '.join(rng.choice(words) for _ in range(5))}\t{label}")
+        paths[split] = tmp_path / f"{split}-en.tsv"
+        paths[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
+def test_training_learns_a_marker_task(tiny_model_dir, tmp_path):
+    files = _marker_files(tmp_path)
+    out = tmp_path / "run"
+    run_script("run_target", [
+        "--model_name_or_path", tiny_model_dir, "--task", "pawsx", "--train_file", files["train"],
+        "--validation_file", files["dev"], "--do_train", "--output_dir", out, "--num_train_epochs", 8,
+        "--learning_rate", 3e-3, "--warmup_steps", 0.0, "--seed", 1, *FAST])
+    assert read_json(out / "all_results.json")["eval_accuracy"] >= 90
+
+
+def test_user_task_from_a_spec_file(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = random.Random(0)
+    vocab = {"en": "cat dog house Paris Berlin walks".split(), "de": "Katze Hund Haus Paris Berlin läuft".split()}
+    for lang in ("en", "de"):
+        for split in ("train", "dev"):
+            sentences = []
+            for _ in range(40):
+                words = [rng.choice(vocab[lang]) for _ in range(rng.randint(3, 7))]
+                sentences.append("\n".join(f"{w}\t{'B-LOC' if w in ('Paris', 'Berlin') else 'O'}" for w in words))
+            (data / f"{split}-{lang}.tsv").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
+    spec = tmp_path / "cities.yaml"
+    spec.write_text(f"name: cities\nkind: tagging\nlabels: [O, B-LOC, I-LOC]\nlanguages: [en, de]\n"
+                    f"files:\n  train: {data}/train-en.tsv\n  dev: {data}/dev-{{lang}}.tsv\n", encoding="utf-8")
+    out = tmp_path / "run"
+    run_script("run_target", ["--model_name_or_path", tiny_model_dir, "--task_spec", spec, "--do_train",
+                              "--output_dir", out, "--num_train_epochs", 2, "--learning_rate", 1e-3, *FAST])
+    run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task_spec", spec, "--split", "dev", *FAST])
+    results = read_json(out / "results/cities.json")
+    assert set(results["languages"]) == {"en", "de"}
+    assert all(m["num_examples"] == 40 and 0 <= m["f1"] <= 100 for m in results["languages"].values())
+    predictions = (out / "predictions/cities/dev-de.tsv").read_text().split("\n\n")
+    assert len([p for p in predictions if p.strip()]) == 40

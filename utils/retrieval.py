@@ -1,0 +1,530 @@
+"""Sentence retrieval for XTREME's BUCC 2018 and Tatoeba tasks: embeddings, k-NN search, mining and metrics.
+
+Follows XTREME's `third_party/evaluate_retrieval.py` / `utils_retrieve.py` (itself LASER's method):
+
+- sentences are encoded as `<s> ... </s>` and mean-pooled (special tokens included, padding masked out) over
+  one hidden layer of `output_hidden_states` (0 = embeddings);
+- Tatoeba: cosine 1-NN with the *English* sentences as queries over the non-English ones (XTREME's direction);
+- BUCC: de-duplicated sentences, k=4 nearest neighbours both ways, ratio-margin scores, "max" retrieval made
+  one-to-one, and a threshold chosen on dev gold (to be applied to test).
+
+Search never builds the full n x m similarity matrix: the torch backend scores `block_size` queries at a time
+(peak memory about block_size * m floats), the faiss backend uses an exact `IndexFlatIP`.
+All reported metrics (accuracy, precision, recall, F1) are percentages (x100), as in XTREME's `evaluate.py`.
+"""
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+
+from utils.errors import XtremeError
+
+# XTREME 2-letter code -> LASER / Tatoeba 3-letter code (XTREME `utils_preprocess.py::tatoeba_preprocess`).
+TATOEBA_LANG3 = {
+    "ar": "ara", "he": "heb", "vi": "vie", "id": "ind", "jv": "jav", "tl": "tgl", "eu": "eus", "ml": "mal",
+    "ta": "tam", "te": "tel", "af": "afr", "nl": "nld", "de": "deu", "el": "ell", "bn": "ben", "hi": "hin",
+    "mr": "mar", "ur": "urd", "fa": "pes", "fr": "fra", "it": "ita", "pt": "por", "es": "spa", "bg": "bul",
+    "ru": "rus", "ja": "jpn", "ka": "kat", "ko": "kor", "th": "tha", "sw": "swh", "zh": "cmn", "kk": "kaz",
+    "tr": "tur", "et": "est", "fi": "fin", "hu": "hun",
+}  # fmt: skip
+POOLINGS = ("mean", "cls", "last")
+BACKENDS = ("torch", "faiss")
+DEFAULT_BLOCK_SIZE = 512
+HUB_DATASET = "google/xtreme"
+
+
+# ----------------------------------------------------------------------------------------------- embeddings
+
+
+def _num_layers(config) -> int:
+    return config.get_text_config().num_hidden_layers
+
+
+def default_layer(config) -> int:
+    """Middle layer, as an index into `output_hidden_states` (0 = embeddings): `num_hidden_layers // 2`.
+
+    XTREME's Tatoeba run for XLM-R Large uses `hidden_states[14]` (its `--specific_layer 13` counts from the
+    first transformer block); that is not the middle (12) of 24 layers, so pass `--layer 14` to reproduce it.
+    """
+    return _num_layers(config) // 2
+
+
+def _pad(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token-id lists to the longest one on `side` ("right" or "left"); returns (input_ids, attention_mask)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        cols = slice(0, len(seq)) if side == "right" else slice(width - len(seq), width)
+        ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
+    return ids, mask
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if pooling == "cls":  # first non-pad position (token 0 unless padded on the left)
+        return hidden[rows, mask.argmax(dim=1)]
+    if pooling == "last":  # last non-pad position
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        return hidden[rows, (mask * positions).argmax(dim=1)]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+def embed_sentences(
+    model,
+    tokenizer,
+    sentences: list[str],
+    layer: int,
+    pooling: str = "mean",
+    batch_size: int = 64,
+    max_length: int = 512,
+    dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Embed sentences as the pooled `hidden_states[layer]` of `model`; returns float32 [len(sentences), hidden].
+
+    Sentences get the tokenizer's special tokens (XLM-R: `<s> ... </s>`) and are truncated to `max_length`
+    tokens. They are batched longest first with padding to the batch maximum (on `tokenizer.padding_side`), and
+    returned in the input order. `pooling`: "mean" (attention-masked mean over all tokens, special tokens
+    included), "cls" (first token, `<s>`) or "last" (last non-pad token, for decoder models). Task heads are
+    skipped (`model.base_model` is run). `dtype` (e.g. torch.bfloat16) turns on autocast on the model's device.
+    """
+    if pooling not in POOLINGS:
+        raise XtremeError(f"unknown pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
+    n_layers = _num_layers(model.config)
+    if not -n_layers - 1 <= layer <= n_layers:
+        raise XtremeError(
+            f"layer {layer} is out of range for a model with {n_layers} layers: expected 0..{n_layers} "
+            "(an index into output_hidden_states, 0 = embeddings)"
+        )
+    out = np.zeros((len(sentences), model.config.get_text_config().hidden_size), dtype=np.float32)
+    if not sentences:
+        return out
+    ids = tokenizer(list(sentences), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    model.eval()
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            input_ids, mask = _pad([ids[i] for i in rows], pad_id, tokenizer.padding_side)
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            outputs = model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            pooled = _pool(outputs.hidden_states[layer].float(), mask, pooling)
+            out[rows] = pooled.cpu().numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- search
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation as float32 (all-zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def knn(
+    queries: np.ndarray,
+    index: np.ndarray,
+    k: int,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    backend: str = "torch",
+    device: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine k nearest neighbours of each query among the `index` rows (both L2-normalised here).
+
+    Returns (scores float32 [n, k'], indices int64 [n, k']) sorted by decreasing cosine, k' = min(k, len(index)).
+    backend "torch": `block_size` queries at a time (peak extra memory about block_size * len(index) floats),
+    on `device` (default CPU); backend "faiss": exact `faiss.IndexFlatIP`. Both give the same neighbours up to ties.
+    """
+    if backend not in BACKENDS:
+        raise XtremeError(f"unknown search backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    q, x = normalize(queries), normalize(index)
+    if q.shape[1] != x.shape[1]:
+        raise ValueError(f"queries have dimension {q.shape[1]} but the index has {x.shape[1]}")
+    k = min(k, len(x))
+    if len(q) == 0 or k == 0:
+        return np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.int64)
+    if backend == "faiss":
+        return _knn_faiss(q, x, k)
+    return _knn_torch(q, x, k, block_size, torch.device(device or "cpu"))
+
+
+def _knn_faiss(q: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    flat = faiss.IndexFlatIP(x.shape[1])
+    flat.add(np.ascontiguousarray(x))
+    scores, indices = flat.search(np.ascontiguousarray(q), k)
+    return scores.astype(np.float32), indices.astype(np.int64)
+
+
+def _knn_torch(q: np.ndarray, x: np.ndarray, k: int, block_size: int, device) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.empty((len(q), k), np.float32)
+    indices = np.empty((len(q), k), np.int64)
+    xt = torch.from_numpy(x).to(device).T
+    with torch.inference_mode():
+        for start in range(0, len(q), block_size):
+            block = torch.from_numpy(q[start : start + block_size]).to(device)
+            top = (block @ xt).topk(k, dim=1)
+            scores[start : start + len(block)] = top.values.cpu().numpy()
+            indices[start : start + len(block)] = top.indices.cpu().numpy()
+    return scores, indices
+
+
+# -------------------------------------------------------------------------------------------------- Tatoeba
+
+
+@dataclass
+class TatoebaData:
+    """One Tatoeba language pair. `gold[i]` is the index in `sentences` of the translation of `en_sentences[i]`
+    (None when the English side is shuffled and no labels were given: predictions only)."""
+
+    lang: str  # XTREME 2-letter code
+    sentences: list[str]  # non-English side, in file order (the search index)
+    en_sentences: list[str]  # English side (the queries)
+    gold: list[int] | None
+    source: str  # files or Hub config it was read from
+
+
+def tatoeba_codes(lang: str) -> tuple[str, str]:
+    """(2-letter XTREME code, 3-letter LASER code) for a Tatoeba language given in either form."""
+    if lang in TATOEBA_LANG3:
+        return lang, TATOEBA_LANG3[lang]
+    for code2, code3 in TATOEBA_LANG3.items():
+        if lang == code3:
+            return code2, code3
+    raise XtremeError(f"{lang!r} is not an XTREME Tatoeba language: expected one of {' '.join(TATOEBA_LANG3)}")
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file without their line ends (a final newline does not add an empty line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise XtremeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _find_pair(data_dir: Path, names: tuple[str, str]) -> tuple[Path, Path] | None:
+    """The first of data_dir/ and data_dir/tatoeba/ holding either file of `names`; error if only one is there."""
+    for folder in (data_dir, data_dir / "tatoeba"):
+        paths = (folder / names[0], folder / names[1])
+        present = [p.is_file() for p in paths]
+        if all(present):
+            return paths
+        if any(present):
+            missing = paths[present.index(False)]
+            raise XtremeError(f"{missing} not found: expected it next to {paths[present.index(True)].name}")
+    return None
+
+
+def _read_labels(path: Path, n_en: int, n_src: int) -> list[int]:
+    """Tatoeba gold labels: one integer per line (XTREME's bracketed "[367]" prediction form is accepted)."""
+    if not path.is_file():
+        raise XtremeError(f"Tatoeba labels file {path} not found")
+    labels = []
+    for number, line in enumerate(_read_lines(path), 1):
+        value = line.strip().removeprefix("[").removesuffix("]").strip()
+        if not value.lstrip("-").isdigit():
+            raise XtremeError(f"{path}:{number}: expected an integer label, got {line!r}")
+        if not 0 <= int(value) < n_src:
+            raise XtremeError(f"{path}:{number}: label {value} out of range: expected 0..{n_src - 1}")
+        labels.append(int(value))
+    if len(labels) != n_en:
+        raise XtremeError(f"{path}: {len(labels)} labels, expected one per English sentence ({n_en})")
+    repeated = [label for label, count in Counter(labels).items() if count > 1]
+    if repeated:
+        raise XtremeError(f"{path}: label {repeated[0]} occurs more than once: expected each line index once")
+    return labels
+
+
+def read_tatoeba(data_dir: str | Path, lang: str, labels_file: str | Path | None = None) -> TatoebaData:
+    """Read one Tatoeba pair from `data_dir` (or `data_dir/tatoeba/`); `lang` is a 2- or 3-letter code.
+
+    Layouts, tried in this order:
+    - LASER v1: `tatoeba.{xxx}-eng.{xxx}` + `tatoeba.{xxx}-eng.eng`, line-aligned (gold = identity);
+    - XTREME preprocessed: `{xx}-en.{xx}` + `{xx}-en.en` with the English side sorted alphabetically (alignment
+      hidden; gold only from `labels_file`).
+    `labels_file` (one integer per line: for English line i, the index of its translation) overrides the gold.
+    """
+    code2, code3 = tatoeba_codes(lang)
+    data_dir = Path(data_dir)
+    laser = _find_pair(data_dir, (f"tatoeba.{code3}-eng.{code3}", f"tatoeba.{code3}-eng.eng"))
+    paths = laser or _find_pair(data_dir, (f"{code2}-en.{code2}", f"{code2}-en.en"))
+    if paths is None:
+        raise XtremeError(
+            f"no Tatoeba files for {code2} in {data_dir} or {data_dir / 'tatoeba'}: expected "
+            f"tatoeba.{code3}-eng.{code3} + tatoeba.{code3}-eng.eng (LASER) or {code2}-en.{code2} + {code2}-en.en"
+        )
+    sentences, en_sentences = _read_lines(paths[0]), _read_lines(paths[1])
+    if not sentences:
+        raise XtremeError(f"{paths[0]} is empty: expected one sentence per line")
+    if len(sentences) != len(en_sentences):
+        raise XtremeError(
+            f"{paths[0]} has {len(sentences)} lines but {paths[1]} has {len(en_sentences)}: expected the same number"
+        )
+    gold = list(range(len(sentences))) if laser else None
+    if labels_file is not None:
+        gold = _read_labels(Path(labels_file), len(en_sentences), len(sentences))
+    return TatoebaData(code2, sentences, en_sentences, gold, f"{paths[0]} + {paths[1]}")
+
+
+def _load_hub(dataset_name: str, config: str, split: str):
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(dataset_name, config, split=split)
+    except Exception as err:  # the Hub raises many types (offline, missing config, network); report one line
+        raise XtremeError(f"could not load {dataset_name} config {config!r} split {split!r}: {err}") from err
+
+
+def load_tatoeba_hub(lang: str, dataset_name: str = HUB_DATASET) -> TatoebaData:
+    """Tatoeba from the Hub config `tatoeba.{xxx}` (validation split: foreign `source_sentence`, English
+    `target_sentence`, line-aligned, so gold = identity)."""
+    code2, code3 = tatoeba_codes(lang)
+    config = f"tatoeba.{code3}"
+    rows = _load_hub(dataset_name, config, "validation")
+    missing = {"source_sentence", "target_sentence"} - set(rows.column_names)
+    if missing:
+        raise XtremeError(f"{dataset_name} {config}: missing column(s) {', '.join(sorted(missing))}")
+    sentences = [s.rstrip("\r\n") for s in rows["source_sentence"]]
+    en_sentences = [s.rstrip("\r\n") for s in rows["target_sentence"]]
+    return TatoebaData(code2, sentences, en_sentences, list(range(len(sentences))), f"{dataset_name} {config}")
+
+
+def tatoeba_predict(
+    src_emb: np.ndarray, en_emb: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE, backend: str = "torch"
+) -> np.ndarray:
+    """XTREME's predictions: for each English sentence, the index of the nearest non-English sentence."""
+    return knn(en_emb, src_emb, 1, block_size, backend)[1][:, 0]
+
+
+def tatoeba_accuracy(
+    src_emb: np.ndarray,
+    en_emb: np.ndarray,
+    gold: list[int] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    backend: str = "torch",
+) -> dict:
+    """Top-1 retrieval accuracy x100 in both directions.
+
+    `accuracy` is XTREME's number (English queries, en->xx); `accuracy_xx2en` the reverse; `accuracy_mean`
+    their mean. `gold[i]` is the foreign index of English line i (default: identity). `predictions` holds the
+    en->xx indices (XTREME's submission format writes one per line).
+    """
+    if len(src_emb) != len(en_emb):
+        raise ValueError(f"{len(src_emb)} non-English vs {len(en_emb)} English embeddings: expected equal counts")
+    gold_arr = np.arange(len(en_emb)) if gold is None else np.asarray(gold, dtype=np.int64)
+    en2xx = tatoeba_predict(src_emb, en_emb, block_size, backend)
+    xx2en = knn(src_emb, en_emb, 1, block_size, backend)[1][:, 0]
+    # foreign line j is correct iff its nearest English line is the one whose gold is j
+    xx2en_correct = gold_arr[xx2en] == np.arange(len(src_emb))
+    accuracy = 100.0 * float(np.mean(en2xx == gold_arr)) if len(gold_arr) else 0.0
+    accuracy_xx2en = 100.0 * float(np.mean(xx2en_correct)) if len(gold_arr) else 0.0
+    return {
+        "accuracy": accuracy,
+        "accuracy_xx2en": accuracy_xx2en,
+        "accuracy_mean": (accuracy + accuracy_xx2en) / 2,
+        "predictions": en2xx.tolist(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- BUCC
+
+
+@dataclass
+class BuccData:
+    """One BUCC 2018 split: sentences with their ids on both sides, and the gold (src_id, en_id) pairs if any."""
+
+    lang: str
+    split: str
+    src_ids: list[str]
+    src_sentences: list[str]
+    en_ids: list[str]
+    en_sentences: list[str]
+    gold: set[tuple[str, str]] | None
+
+
+def _read_id_sentences(path: Path) -> tuple[list[str], list[str]]:
+    ids, sentences, seen = [], [], set()
+    for number, line in enumerate(_read_lines(path), 1):
+        sent_id, tab, sentence = line.partition("\t")
+        if not tab or not sent_id:
+            raise XtremeError(f"{path}:{number}: expected 'id<TAB>sentence', got {line[:60]!r}")
+        if sent_id in seen:
+            raise XtremeError(f"{path}:{number}: duplicate id {sent_id!r}: expected each id once")
+        seen.add(sent_id)
+        ids.append(sent_id)
+        sentences.append(sentence)
+    return ids, sentences
+
+
+def _read_bucc_gold(path: Path, src_ids: set[str], en_ids: set[str]) -> set[tuple[str, str]]:
+    gold = set()
+    for number, line in enumerate(_read_lines(path), 1):
+        fields = line.split("\t")
+        if len(fields) != 2 or not all(fields):
+            raise XtremeError(f"{path}:{number}: expected 'src_id<TAB>en_id', got {line[:60]!r}")
+        for sent_id, known, side in ((fields[0], src_ids, "source"), (fields[1], en_ids, "English")):
+            if sent_id not in known:
+                raise XtremeError(f"{path}:{number}: unknown {side} id {sent_id!r}: expected an id of the {side} file")
+        gold.add((fields[0], fields[1]))
+    return gold
+
+
+def read_bucc(data_dir: str | Path, lang: str, split: str) -> BuccData:
+    """Read BUCC 2018 `{xx}-en.{split}.{xx}`, `{xx}-en.{split}.en` (`id<TAB>sentence`) and, when present,
+    `{xx}-en.{split}.gold` (`xx_id<TAB>en_id`) from `data_dir` or `data_dir/bucc2018/`.
+
+    XTREME's layout: split "dev" = BUCC sample (with gold), "test" = BUCC training (gold removed).
+    """
+    data_dir = Path(data_dir)
+    prefix = f"{lang}-en.{split}"
+    folder = next((d for d in (data_dir, data_dir / "bucc2018") if (d / f"{prefix}.{lang}").is_file()), data_dir)
+    paths = {side: folder / f"{prefix}.{side}" for side in (lang, "en")}
+    for path in paths.values():
+        if not path.is_file():
+            raise XtremeError(f"BUCC file {path} not found: expected {prefix}.{{{lang},en}} with id<TAB>sentence lines")
+    src_ids, src_sentences = _read_id_sentences(paths[lang])
+    en_ids, en_sentences = _read_id_sentences(paths["en"])
+    gold_path = folder / f"{prefix}.gold"
+    gold = _read_bucc_gold(gold_path, set(src_ids), set(en_ids)) if gold_path.is_file() else None
+    return BuccData(lang, split, src_ids, src_sentences, en_ids, en_sentences, gold)
+
+
+def load_bucc_hub(lang: str, dataset_name: str = HUB_DATASET) -> NoReturn:
+    """Always refuses: the Hub `bucc18.*` configs cannot be used for BUCC mining."""
+    raise XtremeError(
+        f"{dataset_name} config 'bucc18.{lang}' cannot be used for BUCC: it holds only the gold parallel pairs, "
+        "without the non-parallel distractor sentences that mining must reject, so its F1 is meaningless; "
+        f"download the BUCC 2018 sample/training archives and pass their folder ({lang}-en.{{dev,test}}.{{{lang},en}})"
+    )
+
+
+def _unique(sentences: list[str]) -> list[int]:
+    """Index of the first occurrence of each distinct sentence, in order of appearance."""
+    first: dict[str, int] = {}
+    for i, sentence in enumerate(sentences):
+        first.setdefault(sentence, i)
+    return list(first.values())
+
+
+def mine_bitext(
+    src_sents: list[str],
+    src_emb: np.ndarray,
+    tgt_sents: list[str],
+    tgt_emb: np.ndarray,
+    k: int = 4,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    backend: str = "torch",
+) -> list[tuple[int, int, float]]:
+    """LASER/XTREME bitext mining; returns one-to-one (src_index, tgt_index, margin score), best first.
+
+    Identical sentences are searched once (indices point at their first occurrence). With the k nearest
+    neighbours in both directions, score(x, y) = cos(x, y) / ((mean_knn(x) + mean_knn(y)) / 2) (ratio margin).
+    Each sentence proposes its best-scoring neighbour (both directions: "max" retrieval); the union is made
+    one-to-one greedily in descending score order. No threshold is applied here.
+    """
+    if len(src_sents) != len(src_emb) or len(tgt_sents) != len(tgt_emb):
+        raise ValueError("expected one embedding per sentence on both sides")
+    src_keep, tgt_keep = _unique(src_sents), _unique(tgt_sents)
+    if not src_keep or not tgt_keep:
+        return []
+    x, y = src_emb[src_keep], tgt_emb[tgt_keep]
+    x2y_sim, x2y_ind = knn(x, y, k, block_size, backend)
+    y2x_sim, y2x_ind = knn(y, x, k, block_size, backend)
+    x_mean, y_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
+
+    def best(sim: np.ndarray, ind: np.ndarray, own_mean: np.ndarray, other_mean: np.ndarray):
+        """Each query's best neighbour by margin (its k-NN cosines are `sim`) and that margin."""
+        margin = sim / ((own_mean[:, None] + other_mean[ind]) / 2)
+        rows, column = np.arange(len(sim)), margin.argmax(axis=1)
+        return ind[rows, column], margin[rows, column]
+
+    fwd_best, fwd_score = best(x2y_sim, x2y_ind, x_mean, y_mean)
+    bwd_best, bwd_score = best(y2x_sim, y2x_ind, y_mean, x_mean)
+    src = np.concatenate([np.arange(len(x)), bwd_best])
+    tgt = np.concatenate([fwd_best, np.arange(len(y))])
+    scores = np.concatenate([fwd_score, bwd_score])
+    pairs, used_src, used_tgt = [], set(), set()
+    for i in np.argsort(-scores, kind="stable"):
+        if src[i] not in used_src and tgt[i] not in used_tgt:
+            used_src.add(src[i])
+            used_tgt.add(tgt[i])
+            pairs.append((src_keep[src[i]], tgt_keep[tgt[i]], float(scores[i])))
+    return pairs
+
+
+def bucc_candidates(
+    data: BuccData,
+    src_emb: np.ndarray,
+    en_emb: np.ndarray,
+    k: int = 4,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    backend: str = "torch",
+) -> list[tuple[str, str, float]]:
+    """Mined (src_id, en_id, score) pairs of a BUCC split, best first. As in XTREME's `bucc_eval`, pairs whose
+    sentence text occurs more than once on its side (under several ids) are dropped."""
+    mined = mine_bitext(data.src_sentences, src_emb, data.en_sentences, en_emb, k, block_size, backend)
+    src_count, en_count = Counter(data.src_sentences), Counter(data.en_sentences)
+    return [
+        (data.src_ids[i], data.en_ids[j], score)
+        for i, j, score in mined
+        if src_count[data.src_sentences[i]] == 1 and en_count[data.en_sentences[j]] == 1
+    ]
+
+
+def _prf(n_correct: int, n_predicted: int, n_gold: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) x100; all 0 when nothing is correct (XTREME `bucc_f1`)."""
+    if n_correct == 0:
+        return 0.0, 0.0, 0.0
+    precision, recall = n_correct / n_predicted, n_correct / n_gold
+    return 100 * precision, 100 * recall, 100 * 2 * precision * recall / (precision + recall)
+
+
+def bucc_optimize_threshold(
+    candidates: list[tuple[str, str, float]], gold: set[tuple[str, str]]
+) -> tuple[float, float, float, float]:
+    """Best-F1 score threshold against gold: (threshold, precision, recall, F1), metrics x100 (LASER `bucc_optimize`).
+
+    Candidates sorted by descending score are cut after each position; the threshold is the midpoint between the
+    best cut's last score and the next score (the last score if the best cut keeps all). The first best cut wins
+    ties. If no candidate is in gold the threshold is 0.0, as in LASER.
+    """
+    if not gold:
+        raise XtremeError("BUCC gold is empty: the threshold can only be chosen against gold pairs (dev split)")
+    ranked = sorted(candidates, key=lambda c: -c[2])
+    best, threshold, n_correct = (0.0, 0.0, 0.0), 0.0, 0
+    for n, (src_id, en_id, score) in enumerate(ranked, 1):
+        n_correct += (src_id, en_id) in gold
+        prf = _prf(n_correct, n, len(gold))
+        if prf[2] > best[2]:
+            best = prf
+            threshold = (score + ranked[n][2]) / 2 if n < len(ranked) else score
+    return (threshold, *best)
+
+
+def bucc_extract(candidates: list[tuple[str, str, float]], threshold: float) -> list[tuple[str, str]]:
+    """The (src_id, en_id) pairs scoring >= threshold: the predictions XTREME submits for BUCC."""
+    return [(src_id, en_id) for src_id, en_id, score in candidates if score >= threshold]
+
+
+def bucc_evaluate(candidates: list[tuple[str, str, float]], gold: set[tuple[str, str]], threshold: float) -> dict:
+    """Precision, recall and F1 (x100) of the candidates scoring >= threshold against the gold pairs."""
+    predicted = set(bucc_extract(candidates, threshold))
+    precision, recall, f1 = _prf(len(predicted & gold), len(predicted), len(gold))
+    return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold}
