@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create .venv and install into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+DEMO_DIR ?= demo_runs
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test demo clean
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+test: install
+	$(PY) -m pytest -q tests
+
+# intermediate (NLI) -> target (PAWS-X) -> zero-shot eval (de, en, ja) on the bundled real samples, tiny model
+DEMO_ARGS := --use_cpu --per_device_train_batch_size 16 --learning_rate 1e-3 --disable_tqdm true
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(PY) -m utils.tiny_model $(DEMO_DIR)/tiny_model
+	$(PY) run_intermediate.py --model_name_or_path $(DEMO_DIR)/tiny_model --task mnli --do_train \
+	    --train_file tests/fixtures/xtreme/xnli/train-en.tsv --validation_file tests/fixtures/xtreme/xnli/dev-en.tsv \
+	    --num_train_epochs 2 --output_dir $(DEMO_DIR)/mnli $(DEMO_ARGS)
+	$(PY) run_target.py --model_name_or_path $(DEMO_DIR)/mnli --task pawsx --data_dir tests/fixtures/xtreme \
+	    --do_train --num_train_epochs 2 --output_dir $(DEMO_DIR)/mnli-pawsx $(DEMO_ARGS)
+	$(PY) run_xtreme_eval.py --model_name_or_path $(DEMO_DIR)/mnli-pawsx --task pawsx --languages de,en,ja \
+	    --data_dir tests/fixtures/xtreme --split dev --use_cpu --disable_tqdm true
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)
