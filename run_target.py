@@ -15,7 +15,7 @@ from transformers import set_seed
 
 from utils.data import load_train_and_dev
 from utils.errors import run_main
-from utils.kinds import get_kind
+from utils.kinds import dev_evaluator, get_kind
 from utils.modeling import load_model, load_tokenizer
 from utils.tasks import get_task
 from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, fit, parse_args,
@@ -34,7 +34,7 @@ def main():
     model_args, data_args, training_args = parse_args(ModelArguments, TargetDataArguments, XtremeTrainingArguments)
     setup_logging(training_args)
     task, spec_files = get_task(data_args.task, data_args.task_spec)
-    kind = get_kind(task)
+    kind = get_kind(task, data_args)
     run = {"phase": "target", "task": task.name}
     resume = prepare_output_dir(training_args, data_args, run)
     set_seed(training_args.seed)
@@ -43,11 +43,11 @@ def main():
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, labels, fresh_head=not data_args.keep_head)
     with training_args.main_process_first(desc="tokenisation"):
-        train_features = kind.features(train, tokenizer, data_args, desc="Tokenising the training set")
-        dev_features = kind.features(dev, tokenizer, data_args, desc="Tokenising the dev set") if dev else None
+        train_features = kind.features(train, tokenizer, data_args, "Tokenising the training set", train=True)
+        dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
 
-    trainer, metrics = fit(kind, labels, task.metric, model, tokenizer, train_features, dev_features,
-                           training_args, resume)
+    evaluate_dev = dev_evaluator(kind, task, labels, dev, dev_features, data_args)
+    trainer, metrics = fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, training_args, resume)
     trainer.save_model()
     finish_run(training_args, run, metrics)
 

@@ -18,24 +18,18 @@ from utils.errors import MissingDataError, XtremeError, run_main
 from utils.kinds import get_kind
 from utils.modeling import load_model, load_tokenizer
 from utils.results import ResultsFile, environment_info, format_table, write_predictions
-from utils.tasks import get_task
-from utils.training import ModelArguments, XtremeTrainer, XtremeTrainingArguments, parse_args, setup_logging
+from utils.tasks import QA, get_task
+from utils.training import (ModelArguments, PreprocessingArguments, XtremeTrainer, XtremeTrainingArguments,
+                            parse_args, setup_logging)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class EvalArguments:
-    task: str | None = field(default=None, metadata={"help": "A registered task (see README)."})
-    task_spec: str | None = field(default=None, metadata={"help": "YAML/JSON spec of your own task."})
+class EvalArguments(PreprocessingArguments):
     languages: str = field(default="all", metadata={"help": "'all' or a comma-separated list, e.g. de,fr,zh."})
     split: str = field(default="test", metadata={"help": "dev or test.", "choices": ["dev", "test"]})
-    data_dir: str | None = field(default=None, metadata={"help": "XTREME's layout; without it, the Hub."})
-    eval_file: str | None = field(default=None, metadata={"help": "A file pattern with {lang}, instead."})
-    max_seq_length: int = field(default=128, metadata={"help": "Longest tokenised input (tagging: per segment)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples per language."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if cached."})
+    eval_file: str | None = field(default=None, metadata={"help": "A local file pattern with {lang}, instead."})
     resume: bool = field(default=False, metadata={"help": "Keep languages already in the results file."})
 
 
@@ -54,7 +48,7 @@ def main():
     model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
     setup_logging(training_args)
     task, spec_files = get_task(eval_args.task, eval_args.task_spec)
-    kind = get_kind(task)
+    kind = get_kind(task, eval_args)
     languages = list(task.languages) if eval_args.languages == "all" else eval_args.languages.split(",")
     task.check_languages(languages)
     output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
@@ -64,7 +58,7 @@ def main():
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, fresh_head=False)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if task.labels and sorted(labels) != sorted(task.labels):
+    if task.labels and task.kind != QA and sorted(labels) != sorted(task.labels):
         raise XtremeError(f"{model_args.model_name_or_path}: its head predicts {', '.join(labels)}, but task "
                           f"{task.name} has labels {', '.join(task.labels)}")
     trainer = XtremeTrainer(model=model, args=training_args, processing_class=tokenizer,
@@ -81,17 +75,18 @@ def main():
             examples, _ = load_split(task, eval_args.split, lang, labels, spec_files=spec_files,
                                      files=[eval_args.eval_file] if eval_args.eval_file else None,
                                      data_dir=eval_args.data_dir, max_samples=eval_args.max_eval_samples,
-                                     hub_kwargs={"cache_dir": model_args.cache_dir, "token": model_args.token})
+                                     hub_kwargs={"cache_dir": model_args.cache_dir, "token": model_args.token},
+                                     skip_misaligned_answers=eval_args.skip_misaligned_answers)
         except XtremeError as err:
             logger.warning("%s %s: skipped (%s)", task.name, lang, err)
             results.skip(lang, str(err))
             if not isinstance(err, MissingDataError):
                 failed.append(lang)
             continue
-        features = kind.features(examples, tokenizer, eval_args, desc=f"Tokenising {lang}")
-        metrics, lines = kind.evaluate(trainer, labels, examples, features, task.metric)
+        features = kind.features(examples, tokenizer, eval_args, f"Tokenising {lang}")
+        metrics, predictions = kind.evaluate(trainer, examples, features, task, lang, labels, eval_args)
         if trainer.is_world_process_zero():
-            write_predictions(output_dir, task.name, eval_args.split, lang, lines)
+            write_predictions(output_dir, task.name, f"{eval_args.split}-{lang}{kind.prediction_suffix}", predictions)
             results.add(lang, {**(metrics or {}), "num_examples": len(examples)})
         logger.info("%s %s: %s", task.name, lang, metrics if metrics else "predictions written (no labels)")
     if trainer.is_world_process_zero():

@@ -149,3 +149,30 @@ def test_user_task_from_a_spec_file(tiny_model_dir, tmp_path):
     assert all(m["num_examples"] == 40 and 0 <= m["f1"] <= 100 for m in results["languages"].values())
     predictions = (out / "predictions/cities/dev-de.tsv").read_text().split("\n\n")
     assert len([p for p in predictions if p.strip()]) == 40
+
+
+def test_question_answering_end_to_end(tiny_model_dir, tmp_path):
+    """Train on SQuAD-format data a few steps, evaluate XQuAD (3 languages) and MLQA (its own metric)."""
+    out = tmp_path / "qa"
+    squad = XTREME_DIR / "xquad/xquad.en.json"  # a SQuAD v1.1 dev subset: stands in for SQuAD here
+    window = ["--max_seq_length", 96, "--doc_stride", 32, "--max_query_length", 24]
+    run_script("run_target", ["--model_name_or_path", tiny_model_dir, "--task", "xquad", "--train_file", squad,
+                              "--validation_file", squad, "--max_train_samples", 40, "--max_eval_samples", 20,
+                              "--max_steps", 3, "--do_train", "--output_dir", out, *window, *FAST])
+    dev = read_json(out / "all_results.json")
+    assert dev["eval_samples"] == 20 and 0 <= dev["eval_f1"] <= 100
+    assert dev["eval_score"] == pytest.approx((dev["eval_exact_match"] + dev["eval_f1"]) / 2)
+    run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "xquad", "--languages", "en,de,zh",
+                                   "--data_dir", XTREME_DIR, *window, *FAST])
+    results = read_json(out / "results/xquad.json")
+    assert set(results["languages"]) == {"en", "de", "zh"}
+    for lang in ("en", "de", "zh"):
+        gold = read_json(XTREME_DIR / f"xquad/xquad.{lang}.json")
+        ids = {qa["id"] for article in gold["data"] for p in article["paragraphs"] for qa in p["qas"]}
+        predictions = read_json(out / f"predictions/xquad/test-{lang}.json")
+        assert set(predictions) == ids and all(isinstance(v, str) for v in predictions.values())
+        assert results["languages"][lang]["num_examples"] == len(ids)
+    run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "mlqa", "--languages", "en,de",
+                                   "--split", "dev", "--data_dir", XTREME_DIR, *window, *FAST])
+    mlqa = read_json(out / "results/mlqa.json")
+    assert set(mlqa["languages"]) == {"en", "de"} and mlqa["metric"] == "mlqa"

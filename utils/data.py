@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import MissingDataError, XtremeError
-from .tasks import CLASSIFICATION, TAGGING, UDPOS_LANG_NAMES, HubSource, Task
+from .tasks import CLASSIFICATION, LANG_NAMES, QA, TAGGING, HubSource, Task
 
 logger = logging.getLogger(__name__)
 csv.field_size_limit(sys.maxsize)
@@ -305,11 +305,11 @@ def rows_to_dataset(rows: list[dict], kind: str):
 
 # --- the Hub --------------------------------------------------------------------------------------------------
 
-def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kwargs: dict):
-    """One Hub split in our columns, labels mapped by name (ClassLabel names, or `source.label_names`)."""
-    from datasets import ClassLabel, Sequence, load_dataset
+def _load_hub_dataset(source: HubSource, lang: str, hub_kwargs: dict):
+    from datasets import load_dataset
 
-    config = source.config.format(lang=lang, lang_name=UDPOS_LANG_NAMES.get(lang, lang)) if source.config else None
+    name_of_lang = LANG_NAMES.get(lang, lang)
+    config = source.config.format(lang=lang, lang_name=name_of_lang) if source.config else None
     name = f"{source.path}" + (f" ({config})" if config else "") + f" split {source.split}"
     try:
         dataset = load_dataset(source.path, config, split=source.split, **hub_kwargs)
@@ -317,6 +317,18 @@ def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kw
         raise XtremeError(f"could not load {name} from the Hub ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''}); for local files pass --data_dir or "
                           "--train_file/--validation_file")
+    if source.id_prefix:
+        prefix = source.id_prefix.format(lang_name=name_of_lang.lower())
+        dataset = dataset.filter(lambda b: [i.startswith(prefix) for i in b["id"]], batched=True,
+                                 desc=f"Keeping ids {prefix}*")
+    return dataset, name
+
+
+def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kwargs: dict):
+    """One Hub split in our columns, labels mapped by name (ClassLabel names, or `source.label_names`)."""
+    from datasets import ClassLabel, Sequence
+
+    dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
     label_col = LABEL_COLUMN[task.kind]
     hub_label = source.columns.get(label_col, label_col)
     renames = {hub: ours for ours, hub in source.columns.items() if hub != ours and hub in dataset.column_names}
@@ -348,6 +360,30 @@ def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kw
     return dataset
 
 
+def load_qa(task: Task, split: str, lang: str, paths: list[str] | None, hub_kwargs: dict,
+            skip_misaligned_answers: bool):
+    """SQuAD-format QA rows (id, title, context, question, answers) from JSON files or the Hub, answers checked."""
+    from datasets import Dataset
+
+    from .qa import read_squad_json, validate_answers
+
+    strict = not skip_misaligned_answers
+    if paths is not None:
+        for path in paths:
+            if not Path(path).is_file():
+                raise MissingDataError(f"{path}: file not found")
+        return Dataset.from_list([row for path in paths for row in read_squad_json(path, strict)])
+    rows = []
+    for source in task.hub_sources(split):
+        if "{lang" not in f"{source.config}{source.id_prefix}" and lang != task.train_language:
+            raise MissingDataError(f"task {task.name}: no {split} data for {lang} ({source.path} is English only)")
+        dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
+        rows += validate_answers(dataset.select_columns(["id", "context", "question", "answers"]), name, strict)
+    if not rows:
+        raise MissingDataError(f"task {task.name}: no Hub source for the {split} split of {lang}")
+    return Dataset.from_list(rows)
+
+
 # --- one entry point --------------------------------------------------------------------------------------------
 
 def resolve_files(task: Task, split: str, lang: str, files: list[str] | None, spec_files: dict,
@@ -355,6 +391,13 @@ def resolve_files(task: Task, split: str, lang: str, files: list[str] | None, sp
     """Local files for (split, lang): explicit files, then the spec's, then `data_dir`'s layout; None = the Hub."""
     if files:
         return [f.format(lang=lang) for f in files]
+
+    def per_language(pattern: str) -> str:
+        if "{lang}" not in pattern and lang != task.train_language:
+            raise MissingDataError(f"task {task.name}: no {split} file for {lang} ({pattern} is {task.train_language} "
+                                   "only)")
+        return pattern.format(lang=lang)
+
     entry = spec_files.get(split)
     if isinstance(entry, dict):
         if lang not in entry:
@@ -362,17 +405,17 @@ def resolve_files(task: Task, split: str, lang: str, files: list[str] | None, sp
                               f"(has {', '.join(entry)})")
         return [entry[lang]]
     if entry:
-        return [str(entry).format(lang=lang)]
+        return [per_language(str(entry))]
     if data_dir:
         if split not in task.local:
             raise XtremeError(f"task {task.name}: no {split} file layout under --data_dir; pass the file explicitly")
-        return [str(Path(data_dir) / task.local[split].format(lang=lang))]
+        return [str(Path(data_dir) / per_language(task.local[split]))]
     return None
 
 
 def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, files: list[str] | None = None,
                spec_files: dict | None = None, data_dir: str | None = None, hub_kwargs: dict | None = None,
-               max_samples: int | None = None):
+               max_samples: int | None = None, skip_misaligned_answers: bool = False):
     """A task's split for one language as a Dataset in the standard columns, from local files or the Hub.
 
     Several files (or Hub sources, e.g. ANLI+'s five) are pooled. `labels=None` builds the label list from
@@ -381,7 +424,9 @@ def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, f
     from datasets import concatenate_datasets
 
     paths = resolve_files(task, split, lang, files, spec_files or {}, data_dir)
-    if paths is not None:
+    if task.kind == QA:
+        parts = [load_qa(task, split, lang, paths, hub_kwargs or {}, skip_misaligned_answers)]
+    elif paths is not None:
         per_file = [(path, read_rows(path, task)) for path in paths]
         if labels is None:
             labels = label_names_from_rows([r for _, rows in per_file for r in rows], task.kind)
@@ -404,7 +449,8 @@ def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, f
 def load_train_and_dev(task: Task, data_args, model_args, spec_files: dict):
     """The English training and dev sets of a task (or the user's files), with the label list they use."""
     common = {"spec_files": spec_files, "data_dir": data_args.data_dir,
-              "hub_kwargs": {"cache_dir": model_args.cache_dir, "token": model_args.token}}
+              "hub_kwargs": {"cache_dir": model_args.cache_dir, "token": model_args.token},
+              "skip_misaligned_answers": data_args.skip_misaligned_answers}
     train, labels = load_split(task, "train", task.train_language, list(task.labels) if task.labels else None,
                                files=data_args.train_file, max_samples=data_args.max_train_samples, **common)
     try:

@@ -1,14 +1,19 @@
-"""One adapter per task kind: features, collator, dev metrics, and evaluation of one language.
+"""One adapter per task kind: features, collator, and the evaluation of one dataset (a language, or English dev).
 
-The scripts are written once against this interface; a new kind (QA, multiple choice) is one more adapter.
+The scripts are written once against this interface; a new kind (multiple choice, ...) is one more adapter.
+`evaluate` returns the metrics (None for unlabelled data) and the predictions in XTREME's submission format.
 """
 
 from __future__ import annotations
 
+import json
+
 from .errors import XtremeError
 from .metrics import classification_metrics, tagging_metrics
 from .preprocess import classification_features, reassemble_tagging, tagging_features
-from .tasks import CLASSIFICATION, TAGGING
+from .qa import postprocess_qa_predictions, prepare_eval_features, prepare_train_features
+from .qa_metrics import mlqa_scores, squad_scores
+from .tasks import CLASSIFICATION, QA, TAGGING
 from .training import predict_in_order
 
 
@@ -21,75 +26,107 @@ def pad_multiple(training_args) -> int | None:
     return 8 if training_args.fp16 or training_args.bf16 else None
 
 
-class Classification:
-    preprocess_logits = staticmethod(argmax_logits)
+def _map(dataset, function, args, desc: str, **kwargs):
+    return dataset.map(function, batched=True, remove_columns=dataset.column_names, desc=desc,
+                       num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
+                       **kwargs)
 
-    def features(self, dataset, tokenizer, data_args, desc: str):
-        return dataset.map(classification_features, batched=True, remove_columns=dataset.column_names,
-                           num_proc=data_args.preprocessing_num_workers,
-                           load_from_cache_file=not data_args.overwrite_cache, desc=desc,
-                           fn_kwargs={"tokenizer": tokenizer, "max_seq_length": data_args.max_seq_length})
+
+class Classification:
+    default_max_seq_length = 128
+    preprocess_logits = staticmethod(argmax_logits)
+    prediction_suffix = ".tsv"
+
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
+        return _map(dataset, classification_features, args, desc,
+                    fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
 
     def collator(self, tokenizer, training_args):
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
 
-    def compute_metrics(self, labels: list[str], dev_features, metric: str):
-        return lambda p: classification_metrics(p.predictions, p.label_ids)
-
-    def evaluate(self, trainer, labels: list[str], examples, features, metric: str):
+    def evaluate(self, trainer, examples, features, task, lang, labels, args):
         predictions = predict_in_order(trainer, features)
-        metrics = classification_metrics(predictions, examples["label"]) if "label" in examples.column_names \
-            else None
-        return metrics, [labels[p] for p in predictions]
+        metrics = (classification_metrics(predictions, examples["label"]) if "label" in examples.column_names
+                   else None)
+        return metrics, "".join(f"{labels[p]}\n" for p in predictions)
 
 
-class Tagging:
-    preprocess_logits = staticmethod(argmax_logits)
-
-    def features(self, dataset, tokenizer, data_args, desc: str):
-        return dataset.map(tagging_features, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                           num_proc=data_args.preprocessing_num_workers,
-                           load_from_cache_file=not data_args.overwrite_cache, desc=desc,
-                           fn_kwargs={"tokenizer": tokenizer, "max_seq_length": data_args.max_seq_length})
+class Tagging(Classification):
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
+        return _map(dataset, tagging_features, args, desc, with_indices=True,
+                    fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
 
     def collator(self, tokenizer, training_args):
         from transformers import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
 
-    def compute_metrics(self, labels: list[str], dev_features, metric: str):
-        def compute(p):
-            predicted = reassemble_tagging(dev_features, p.predictions)
-            gold = reassemble_tagging(dev_features, p.label_ids)
-            return tagging_metrics(*self._names(labels, gold, predicted), metric=metric)
-        return compute
-
-    def evaluate(self, trainer, labels: list[str], examples, features, metric: str):
+    def evaluate(self, trainer, examples, features, task, lang, labels, args):
         predicted = reassemble_tagging(features, predict_in_order(trainer, features))
         if len(predicted) != len(examples):
-            raise XtremeError(f"{len(examples) - len(predicted)} sentence(s) produced no features")
+            raise XtremeError(f"{task.name} {lang}: {len(examples) - len(predicted)} sentence(s) produced no features")
+        predicted = [[labels[t] for t in predicted[i]] for i in range(len(examples))]
         metrics = None
         if "tags" in examples.column_names:
-            gold = dict(enumerate(examples["tags"]))
-            metrics = tagging_metrics(*self._names(labels, gold, predicted), metric=metric)
-        lines = []
-        for sentence in range(len(examples)):
-            lines.extend(labels[t] for t in predicted[sentence])
-            lines.append("")
-        return metrics, lines
-
-    @staticmethod
-    def _names(labels, gold: dict, predicted: dict):
-        ids = sorted(gold)
-        return ([[labels[t] for t in gold[i]] for i in ids], [[labels[t] for t in predicted[i]] for i in ids])
+            gold = [[labels[t] for t in tags] for tags in examples["tags"]]
+            metrics = tagging_metrics(gold, predicted, metric=task.metric)
+        return metrics, "".join("".join(f"{tag}\n" for tag in sentence) + "\n" for sentence in predicted)
 
 
-KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging()}
+class QuestionAnswering:
+    """Extractive span QA over overlapping context windows (SQuAD, XQuAD, MLQA, TyDiQA-GoldP)."""
+
+    default_max_seq_length = 384
+    preprocess_logits = None
+    prediction_suffix = ".json"
+
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
+        window = {"tokenizer": tokenizer, "max_seq_length": args.max_seq_length, "doc_stride": args.doc_stride,
+                  "max_query_length": args.max_query_length}
+        features = _map(dataset, prepare_train_features if train else prepare_eval_features, args, desc,
+                        fn_kwargs=window)
+        return features.map(lambda b: {"length": [sum(m) for m in b["attention_mask"]]}, batched=True,
+                            desc="Measuring windows")
+
+    def collator(self, tokenizer, training_args):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+
+    def evaluate(self, trainer, examples, features, task, lang, labels, args):
+        start_logits, end_logits = predict_in_order(trainer, features)
+        predictions, _ = postprocess_qa_predictions(examples, features, start_logits, end_logits,
+                                                    n_best_size=args.n_best_size,
+                                                    max_answer_length=args.max_answer_length)
+        references = dict(zip(examples["id"], (a["text"] for a in examples["answers"])))
+        metrics = None
+        if any(references.values()):
+            metrics = (mlqa_scores(predictions, references, lang) if task.metric == "mlqa"
+                       else squad_scores(predictions, references))
+            metrics["score"] = (metrics["exact_match"] + metrics["f1"]) / 2
+        return metrics, json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
 
 
-def get_kind(task):
+KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering()}
+
+
+def get_kind(task, args=None):
+    """The task's adapter; fills `args.max_seq_length` with the kind's default when it is unset."""
     if task.kind not in KINDS:
-        raise XtremeError(f"task {task.name}: {task.kind} tasks are not supported by this script yet")
-    return KINDS[task.kind]
+        raise XtremeError(f"task {task.name}: {task.kind} tasks are not supported by this script")
+    kind = KINDS[task.kind]
+    if args is not None and args.max_seq_length is None:
+        args.max_seq_length = kind.default_max_seq_length
+    return kind
+
+
+def dev_evaluator(kind, task, labels, dev, dev_features, args):
+    """The English-dev evaluation used for checkpoint selection: phase 3's code on the training language."""
+    if dev is None:
+        return None
+    def evaluate(trainer):
+        metrics, _ = kind.evaluate(trainer, dev, dev_features, task, task.train_language, labels, args)
+        return {**metrics, "samples": len(dev)}
+    return evaluate

@@ -130,7 +130,8 @@ def _cls_index(input_ids: list[int], attention_mask: list[int], tokenizer) -> in
 
 
 def _windows(examples: Mapping, tokenizer, max_seq_length: int, doc_stride: int, max_query_length: int):
-    """Tokenise question/context pairs into overlapping context windows, padded to `max_seq_length`."""
+    """Tokenise question/context pairs into overlapping context windows. Left-padding tokenizers (decoders) pad to
+    `max_seq_length` here, so positions never shift; others are padded per batch by the collator."""
     budget = max_seq_length - max_query_length - tokenizer.num_special_tokens_to_add(pair=True)
     if doc_stride >= budget:
         raise XtremeError(
@@ -144,7 +145,7 @@ def _windows(examples: Mapping, tokenizer, max_seq_length: int, doc_stride: int,
         truncation="only_second",
         max_length=max_seq_length,
         stride=doc_stride,
-        padding="max_length",
+        padding="max_length" if tokenizer.padding_side == "left" else False,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
         return_token_type_ids="token_type_ids" in tokenizer.model_input_names,
@@ -242,7 +243,9 @@ def postprocess_qa_predictions(
         for f in by_example.get(example_id, []):
             cls = cls_all[f]
             null_score = min(null_score, float(start_logits[f][cls] + end_logits[f][cls]))
-            s, c = _window_candidates(start_logits[f], end_logits[f], offsets_all[f], n_best_size, max_answer_length)
+            width = len(offsets_all[f])  # logits of a batch are padded past the window's own length
+            s, c = _window_candidates(start_logits[f][:width], end_logits[f][:width], offsets_all[f], n_best_size,
+                                      max_answer_length)
             scores.append(s)
             chars.extend(c)
         # The best-scoring span with a non-blank text; stripping drops a space a "▁" token's offsets may cover.

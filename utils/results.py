@@ -2,7 +2,7 @@
 
 `{output_dir}/results/{task}.json` holds, per language, the metrics and example counts, plus the task average
 over the languages evaluated so far; it is rewritten after every language. Predictions follow XTREME's
-submission layout: `{output_dir}/predictions/{task}/{split}-{lang}.tsv`.
+submission layout: `{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def format_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def write_predictions(output_dir: str | Path, task: str, split: str, lang: str, lines: list[str]) -> Path:
-    path = Path(output_dir) / "predictions" / task / f"{split}-{lang}.tsv"
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+def write_predictions(output_dir: str | Path, task: str, filename: str, text: str) -> Path:
+    path = Path(output_dir) / "predictions" / task / filename
+    atomic_write_text(path, text)
     return path
 
 

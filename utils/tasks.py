@@ -25,8 +25,8 @@ UDPOS_LANGS = ("af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr n
                "zh").split()
 TATOEBA_LANGS = [lang for lang in PANX_LANGS if lang not in ("en", "ms", "my", "yo")]
 
-# google/xtreme names its udpos configs by English language name.
-UDPOS_LANG_NAMES = {
+# English language names: google/xtreme's udpos configs ("udpos.German"), TyDiQA id prefixes ("german-...").
+LANG_NAMES = {"bn": "Bengali", "sw": "Swahili",
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
     "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
     "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
@@ -44,13 +44,17 @@ UPOS_LABELS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM"
 
 @dataclass(frozen=True)
 class HubSource:
-    """One Hub dataset split. `config` may hold `{lang}` or `{lang_name}`; `columns` maps ours -> the Hub's."""
+    """One Hub dataset split. `config` may hold `{lang}` or `{lang_name}`; `columns` maps ours -> the Hub's.
+
+    `id_prefix` keeps the rows whose id starts with it; its `{lang_name}` is lower-cased (TyDiQA: "english-").
+    """
 
     path: str
     config: str | None
     split: str
     columns: dict = field(default_factory=dict)
     label_names: tuple | None = None  # names of integer labels when the Hub column is not a ClassLabel
+    id_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,29 @@ register(Task(
     hub={s: (HubSource("google/xtreme", "udpos.{lang_name}", hs, {"tokens": "tokens", "tags": "pos_tags"}),)
          for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
     description="UD-POS (UD v2.5) universal POS tags; XTREME scores it with seqeval F1, token accuracy beside it."))
-for _name, _langs in (("xquad", "en es de el ru tr ar vi th zh hi"), ("mlqa", "en es de ar hi vi zh"),
-                      ("tydiqa", "en ar bn fi id ko ru sw te")):
-    register(Task(_name, QA, "squad", languages=tuple(_langs.split())))
+_SQUAD = {"train": (HubSource("rajpurkar/squad", None, "train"),),
+          "dev": (HubSource("rajpurkar/squad", None, "validation"),)}
+_SQUAD_LOCAL = {"train": "squad/train-v1.1.json", "dev": "squad/dev-v1.1.json"}
+register(Task(
+    "xquad", QA, "squad", languages=tuple("en es de el ru tr ar vi th zh hi".split()),
+    local={**_SQUAD_LOCAL, "test": "xquad/xquad.{lang}.json"},
+    hub={**_SQUAD, "test": (HubSource("google/xtreme", "XQuAD.{lang}", "validation"),)},
+    description="XQuAD: trained on SQuAD v1.1 (dev = SQuAD dev); the whole XQuAD set is the test set."))
+register(Task(
+    "mlqa", QA, "mlqa", languages=tuple("en es de ar hi vi zh".split()),
+    local={"train": "squad/train-v1.1.json",
+           **{s: f"mlqa/MLQA_V1/{s}/{s}-context-{{lang}}-question-{{lang}}.json" for s in ("dev", "test")}},
+    hub={"train": _SQUAD["train"], "dev": (HubSource("google/xtreme", "MLQA.{lang}.{lang}", "validation"),),
+         "test": (HubSource("google/xtreme", "MLQA.{lang}.{lang}", "test"),)},
+    description="MLQA (context language = question language): trained on SQuAD v1.1, MLQA's own metric."))
+_TYDIQA_DEV = (HubSource("google/xtreme", "tydiqa", "validation", id_prefix="{lang_name}-"),)
+register(Task(
+    "tydiqa", QA, "squad", languages=tuple("en ar bn fi id ko ru sw te".split()),
+    local={"train": "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",
+           **{s: "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json" for s in ("dev", "test")}},
+    hub={"train": (HubSource("google/xtreme", "tydiqa", "train", id_prefix="{lang_name}-"),),
+         "dev": _TYDIQA_DEV, "test": _TYDIQA_DEV},
+    description="TyDiQA-GoldP: trained on its English GoldP train set; evaluated on the GoldP dev sets."))
 register(Task("bucc2018", RETRIEVAL, "f1", languages=("de", "fr", "ru", "zh")))
 register(Task("tatoeba", RETRIEVAL, "accuracy", languages=tuple(TATOEBA_LANGS)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,19 +35,30 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class PreprocessingArguments:
     task: str | None = field(default=None, metadata={"help": "A registered task (see README)."})
     task_spec: str | None = field(default=None, metadata={"help": "YAML/JSON spec of your own task."})
     data_dir: str | None = field(default=None, metadata={
         "help": "XTREME's downloaded layout (e.g. DIR/xnli/dev-de.tsv). Without it data comes from the Hub."})
-    train_file: list[str] | None = field(default=None, metadata={
-        "help": "Local training file(s) in the task's format (tsv, jsonl, conllu, ...), pooled; overrides the Hub."})
-    validation_file: list[str] | None = field(default=None, metadata={"help": "Local English dev file(s)."})
-    max_seq_length: int = field(default=128, metadata={"help": "Longest tokenised input (tagging: per segment)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
+    max_seq_length: int | None = field(default=None, metadata={
+        "help": "Longest tokenised input (tagging: per segment; QA: per window). Default 384 for QA, else 128."})
+    doc_stride: int = field(default=128, metadata={"help": "QA: overlap between context windows, in tokens."})
+    max_query_length: int = field(default=64, metadata={"help": "QA: questions are cut to this many tokens."})
+    n_best_size: int = field(default=20, metadata={"help": "QA: start/end candidates per window."})
+    max_answer_length: int = field(default=30, metadata={"help": "QA: longest answer, in tokens."})
+    skip_misaligned_answers: bool = field(default=False, metadata={
+        "help": "QA: drop (and count) gold answers not found at their answer_start instead of stopping."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples per eval set."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if a cached result exists."})
+
+
+@dataclass
+class DataArguments(PreprocessingArguments):
+    train_file: list[str] | None = field(default=None, metadata={
+        "help": "Local training file(s) in the task's format (tsv, jsonl, conllu, ...), pooled; overrides the Hub."})
+    validation_file: list[str] | None = field(default=None, metadata={"help": "Local English dev file(s)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Allow writing into an output dir that holds another run (nothing is deleted)."})
 
@@ -169,11 +181,26 @@ def finish_run(training_args, run: dict, results: dict) -> None:
 
 
 class XtremeTrainer(Trainer):
-    """`Trainer` that groups training batches by our precomputed `length` column and evaluates in dataset order.
+    """`Trainer` that groups training batches by our precomputed `length` column, predicts in dataset order, and
+    evaluates the dev set with the same code as every language of phase 3 (`evaluator(trainer) -> metrics`).
 
     Trainer drops unused columns before building its sampler, so it would re-measure every example; and its
     eval sampler shuffles under `group_by_length`, which would scramble predictions. We sort eval sets ourselves.
     """
+
+    def __init__(self, *args, evaluator=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.evaluator = evaluator
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        if self.evaluator is None or eval_dataset is not None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        start = time.time()
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.evaluator(self).items()}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and "length" in self.train_dataset.column_names:
@@ -194,37 +221,38 @@ def sort_by_length(dataset):
 
 
 def predict_in_order(trainer, dataset):
-    """Predict length-sorted, return predictions (and label ids) in the dataset's original order."""
+    """Predict length-sorted; return the predictions (an array, or a tuple for QA) in the dataset's order."""
     sorted_dataset, order = sort_by_length(dataset)
-    output = trainer.predict(sorted_dataset)
-    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    restored = np.empty_like(predictions)
-    restored[order] = predictions
-    return restored
+    predictions = trainer.predict(sorted_dataset).predictions
+
+    def restore(array):
+        restored = np.empty_like(array)
+        restored[order] = array
+        return restored
+
+    return tuple(map(restore, predictions)) if isinstance(predictions, tuple) else restore(predictions)
 
 
-def fit(kind, labels: list[str], metric: str, model, tokenizer, train_features, dev_features, training_args,
-        resume: str | None):
-    """Train with per-epoch English-dev evaluation and best-checkpoint selection; log and save the metrics."""
+def fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, training_args, resume: str | None):
+    """Train with per-epoch English-dev evaluation (`evaluate_dev(trainer) -> metrics` over `dev_features`, both
+    None without a dev set) and best-checkpoint selection on its `score`; log and save metrics as HF examples do."""
     from transformers.trainer_utils import IntervalStrategy
 
-    if dev_features is None:
+    if evaluate_dev is None:
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
-    else:
-        dev_features = sort_by_length(dev_features)[0]
     trainer = XtremeTrainer(
         model=model, args=training_args, train_dataset=train_features, eval_dataset=dev_features,
-        processing_class=tokenizer, data_collator=kind.collator(tokenizer, training_args),
-        compute_metrics=kind.compute_metrics(labels, dev_features, metric) if dev_features is not None else None,
-        preprocess_logits_for_metrics=kind.preprocess_logits)
+        processing_class=tokenizer,
+        data_collator=kind.collator(tokenizer, training_args), preprocess_logits_for_metrics=kind.preprocess_logits,
+        evaluator=evaluate_dev)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = {**result.metrics, "train_samples": len(train_features)}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
-    if dev_features is not None:
-        eval_metrics = {**trainer.evaluate(), "eval_samples": len(dev_features)}
+    if evaluate_dev is not None:
+        eval_metrics = trainer.evaluate()
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
