@@ -3,8 +3,9 @@
 
 The model is loaded once and evaluated language by language; after each one `{output_dir}/results/{task}.json`
 (per-language metrics, the task average, counts, model path, split) is rewritten atomically and the predictions
-are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{split}-{lang}.tsv`. A language
-whose file is missing is reported and skipped. `--output_dir` defaults to the model dir.
+are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
+A language whose file is missing is reported and skipped. `--output_dir` defaults to the model dir.
+BUCC 2018 and Tatoeba need no task head: they embed sentences with any encoder, e.g. a phase-1 output dir.
 
     python run_xtreme_eval.py --model_name_or_path runs/mnli-pawsx --task pawsx --languages all --split test
 """
@@ -16,9 +17,10 @@ from pathlib import Path
 from utils.data import load_split
 from utils.errors import MissingDataError, XtremeError, run_main
 from utils.kinds import get_kind
-from utils.modeling import load_model, load_tokenizer
+from utils.modeling import check_model_dir, hub_kwargs, load_model, load_tokenizer
 from utils.results import ResultsFile, environment_info, format_table, write_predictions
-from utils.tasks import QA, get_task
+from utils.retrieval import default_layer, embed_sentences, evaluate_bucc, evaluate_tatoeba
+from utils.tasks import QA, RETRIEVAL, get_task
 from utils.training import (ModelArguments, PreprocessingArguments, XtremeTrainer, XtremeTrainingArguments,
                             parse_args, setup_logging)
 
@@ -31,6 +33,13 @@ class EvalArguments(PreprocessingArguments):
     split: str = field(default="test", metadata={"help": "dev or test.", "choices": ["dev", "test"]})
     eval_file: str | None = field(default=None, metadata={"help": "A local file pattern with {lang}, instead."})
     resume: bool = field(default=False, metadata={"help": "Keep languages already in the results file."})
+    layer: int | None = field(default=None, metadata={
+        "help": "Retrieval: index into output_hidden_states (0 = embeddings); default the middle layer. XTREME "
+                "used 14 for XLM-R Large."})
+    pooling: str = field(default="mean", metadata={"help": "Retrieval pooling.", "choices": ["mean", "cls", "last"]})
+    block_size: int = field(default=512, metadata={"help": "Retrieval: queries per block of the k-NN search."})
+    search_backend: str = field(default="torch", metadata={"help": "Retrieval k-NN search.",
+                                                           "choices": ["torch", "faiss"]})
 
 
 @dataclass
@@ -44,17 +53,9 @@ class EvalTrainingArguments(XtremeTrainingArguments):
         super().__post_init__()
 
 
-def main():
-    model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
-    setup_logging(training_args)
-    task, spec_files = get_task(eval_args.task, eval_args.task_spec)
+def head_evaluator(model_args, eval_args, training_args, task, spec_files):
+    """Per-language evaluation of a model with a trained task head (phase-2 output), loaded once."""
     kind = get_kind(task, eval_args)
-    languages = list(task.languages) if eval_args.languages == "all" else eval_args.languages.split(",")
-    task.check_languages(languages)
-    output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
-    if not Path(output_dir).is_dir():
-        raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
-
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, fresh_head=False)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -64,6 +65,64 @@ def main():
     trainer = XtremeTrainer(model=model, args=training_args, processing_class=tokenizer,
                             data_collator=kind.collator(tokenizer, training_args),
                             preprocess_logits_for_metrics=kind.preprocess_logits)
+
+    def evaluate(lang):
+        examples, _ = load_split(task, eval_args.split, lang, labels, spec_files=spec_files,
+                                 files=[eval_args.eval_file] if eval_args.eval_file else None,
+                                 data_dir=eval_args.data_dir, max_samples=eval_args.max_eval_samples,
+                                 hub_kwargs={"cache_dir": model_args.cache_dir, "token": model_args.token},
+                                 skip_misaligned_answers=eval_args.skip_misaligned_answers)
+        features = kind.features(examples, tokenizer, eval_args, f"Tokenising {lang}")
+        metrics, predictions = kind.evaluate(trainer, examples, features, task, lang, labels, eval_args)
+        return metrics, predictions, kind.prediction_suffix, len(examples)
+
+    return evaluate
+
+
+def retrieval_evaluator(model_args, eval_args, training_args, task):
+    """Per-language BUCC/Tatoeba evaluation of any encoder (a phase-1 dir or a Hub checkpoint), loaded once."""
+    import torch
+    from transformers import AutoModel
+
+    check_model_dir(model_args.model_name_or_path)
+    tokenizer = load_tokenizer(model_args)
+    model = AutoModel.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args))
+    model.to(training_args.device)
+    layer = eval_args.layer if eval_args.layer is not None else default_layer(model.config)
+    dtype = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
+    logger.info("Embedding with hidden_states[%d], %s pooling", layer, eval_args.pooling)
+
+    def embed(sentences):
+        return embed_sentences(model, tokenizer, sentences, layer, eval_args.pooling,
+                               training_args.per_device_eval_batch_size, eval_args.max_seq_length or 512, dtype)
+
+    search = {"block_size": eval_args.block_size, "backend": eval_args.search_backend}
+
+    def evaluate(lang):
+        if task.name == "tatoeba":
+            metrics, predictions, n = evaluate_tatoeba(embed, eval_args.data_dir, lang, **search)
+        else:
+            metrics, predictions, n = evaluate_bucc(embed, eval_args.data_dir, lang, eval_args.split, **search)
+        return {**(metrics or {}), "layer": layer}, predictions, ".tsv", n
+
+    return evaluate
+
+
+def main():
+    model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
+    setup_logging(training_args)
+    task, spec_files = get_task(eval_args.task, eval_args.task_spec)
+    languages = list(task.languages) if eval_args.languages == "all" else eval_args.languages.split(",")
+    task.check_languages(languages)
+    output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
+    if not training_args.output_dir_given and not Path(output_dir).is_dir():
+        raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
+
+    if task.kind == RETRIEVAL:
+        evaluate = retrieval_evaluator(model_args, eval_args, training_args, task)
+    else:
+        evaluate = head_evaluator(model_args, eval_args, training_args, task, spec_files)
+    main_process = training_args.process_index == 0
     meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info()}
     results = ResultsFile(output_dir, task.name, eval_args.split, meta, resume=eval_args.resume)
     failed = []
@@ -72,24 +131,18 @@ def main():
             logger.info("%s %s: already in %s", task.name, lang, results.path)
             continue
         try:
-            examples, _ = load_split(task, eval_args.split, lang, labels, spec_files=spec_files,
-                                     files=[eval_args.eval_file] if eval_args.eval_file else None,
-                                     data_dir=eval_args.data_dir, max_samples=eval_args.max_eval_samples,
-                                     hub_kwargs={"cache_dir": model_args.cache_dir, "token": model_args.token},
-                                     skip_misaligned_answers=eval_args.skip_misaligned_answers)
+            metrics, predictions, suffix, count = evaluate(lang)
         except XtremeError as err:
             logger.warning("%s %s: skipped (%s)", task.name, lang, err)
             results.skip(lang, str(err))
             if not isinstance(err, MissingDataError):
                 failed.append(lang)
             continue
-        features = kind.features(examples, tokenizer, eval_args, f"Tokenising {lang}")
-        metrics, predictions = kind.evaluate(trainer, examples, features, task, lang, labels, eval_args)
-        if trainer.is_world_process_zero():
-            write_predictions(output_dir, task.name, f"{eval_args.split}-{lang}{kind.prediction_suffix}", predictions)
-            results.add(lang, {**(metrics or {}), "num_examples": len(examples)})
+        if main_process:
+            write_predictions(output_dir, task.name, f"{eval_args.split}-{lang}{suffix}", predictions)
+            results.add(lang, {**(metrics or {}), "num_examples": count})
         logger.info("%s %s: %s", task.name, lang, metrics if metrics else "predictions written (no labels)")
-    if trainer.is_world_process_zero():
+    if main_process:
         print(format_table(results.data))
         print(f"results: {results.path}")
     if failed:

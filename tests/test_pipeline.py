@@ -176,3 +176,34 @@ def test_question_answering_end_to_end(tiny_model_dir, tmp_path):
                                    "--split", "dev", "--data_dir", XTREME_DIR, *window, *FAST])
     mlqa = read_json(out / "results/mlqa.json")
     assert set(mlqa["languages"]) == {"en", "de"} and mlqa["metric"] == "mlqa"
+
+
+def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
+    """Tatoeba and BUCC need no target training: they embed with the intermediate encoder."""
+    run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "tatoeba",
+                                   "--languages", "de,fr,zh,ja", "--data_dir", XTREME_DIR, "--use_cpu"])
+    results = read_json(intermediate_dir / "results/tatoeba.json")
+    assert set(results["languages"]) == {"de", "fr", "zh"} and "ja" in results["skipped"]
+    for lang, metrics in results["languages"].items():
+        assert metrics["num_examples"] == 100 and metrics["layer"] == 1
+        assert 0 <= metrics["accuracy"] <= 100 and "accuracy_xx2en" in metrics
+        predictions = (intermediate_dir / f"predictions/tatoeba/test-{lang}.tsv").read_text().split()
+        assert len(predictions) == 100 and all(0 <= int(p) < 100 for p in predictions)
+    run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "bucc2018", "--languages",
+                                   "de", "--data_dir", XTREME_DIR, "--layer", 2, "--search_backend", "faiss",
+                                   "--use_cpu"])
+    bucc = read_json(intermediate_dir / "results/bucc2018.json")["languages"]["de"]
+    assert bucc["layer"] == 2 and "threshold" in bucc and "f1" not in bucc  # test gold is not public
+    pairs = (intermediate_dir / "predictions/bucc2018/test-de.tsv").read_text().splitlines()
+    assert all(len(p.split("\t")) == 2 for p in pairs)
+    run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "bucc2018", "--languages",
+                                   "de", "--split", "dev", "--data_dir", XTREME_DIR, "--use_cpu"])
+    bucc = read_json(intermediate_dir / "results/bucc2018.json")["languages"]["de"]
+    assert 0 <= bucc["f1"] <= 100 and bucc["score"] == bucc["f1"]
+
+
+def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "bucc2018",
+                                       "--languages", "de", "--output_dir", tmp_path, "--use_cpu"])
+    assert "holds only the gold parallel pairs" in read_json(tmp_path / "results/bucc2018.json")["skipped"]["de"]

@@ -22,7 +22,7 @@ from typing import NoReturn
 import numpy as np
 import torch
 
-from utils.errors import XtremeError
+from utils.errors import MissingDataError, XtremeError
 
 # XTREME 2-letter code -> LASER / Tatoeba 3-letter code (XTREME `utils_preprocess.py::tatoeba_preprocess`).
 TATOEBA_LANG3 = {
@@ -266,7 +266,7 @@ def read_tatoeba(data_dir: str | Path, lang: str, labels_file: str | Path | None
     laser = _find_pair(data_dir, (f"tatoeba.{code3}-eng.{code3}", f"tatoeba.{code3}-eng.eng"))
     paths = laser or _find_pair(data_dir, (f"{code2}-en.{code2}", f"{code2}-en.en"))
     if paths is None:
-        raise XtremeError(
+        raise MissingDataError(
             f"no Tatoeba files for {code2} in {data_dir} or {data_dir / 'tatoeba'}: expected "
             f"tatoeba.{code3}-eng.{code3} + tatoeba.{code3}-eng.eng (LASER) or {code2}-en.{code2} + {code2}-en.en"
         )
@@ -398,7 +398,7 @@ def read_bucc(data_dir: str | Path, lang: str, split: str) -> BuccData:
     paths = {side: folder / f"{prefix}.{side}" for side in (lang, "en")}
     for path in paths.values():
         if not path.is_file():
-            raise XtremeError(f"BUCC file {path} not found: expected {prefix}.{{{lang},en}} with id<TAB>sentence lines")
+            raise MissingDataError(f"BUCC file {path} not found: expected {prefix}.{{{lang},en}} with id<TAB>sentence lines")
     src_ids, src_sentences = _read_id_sentences(paths[lang])
     en_ids, en_sentences = _read_id_sentences(paths["en"])
     gold_path = folder / f"{prefix}.gold"
@@ -528,3 +528,52 @@ def bucc_evaluate(candidates: list[tuple[str, str, float]], gold: set[tuple[str,
     predicted = set(bucc_extract(candidates, threshold))
     precision, recall, f1 = _prf(len(predicted & gold), len(predicted), len(gold))
     return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold}
+
+
+# ---------------------------------------------------------------------------------------- one language, end to end
+
+
+def evaluate_tatoeba(embed, data_dir: str | None, lang: str, block_size: int = DEFAULT_BLOCK_SIZE,
+                     backend: str = "torch", labels_file: str | None = None) -> tuple[dict | None, str, int]:
+    """Tatoeba accuracy of one language (`embed(sentences) -> array`); data from `data_dir` or the Hub.
+
+    Returns the metrics (None without gold), the predictions file text (for English line i, the index of the
+    retrieved sentence, one per line, as XTREME's submission format) and the number of English queries.
+    """
+    data = read_tatoeba(data_dir, lang, labels_file) if data_dir else load_tatoeba_hub(lang)
+    src, en = embed(data.sentences), embed(data.en_sentences)
+    if data.gold is None:
+        predictions, metrics = tatoeba_predict(src, en, block_size, backend), None
+    else:
+        metrics = tatoeba_accuracy(src, en, data.gold, block_size, backend)
+        predictions = metrics.pop("predictions")
+        metrics["score"] = metrics["accuracy"]
+    return metrics, "".join(f"{int(i)}\n" for i in predictions), len(data.en_sentences)
+
+
+def evaluate_bucc(embed, data_dir: str | None, lang: str, split: str, block_size: int = DEFAULT_BLOCK_SIZE,
+                  backend: str = "torch") -> tuple[dict, str, int]:
+    """BUCC 2018 for one language: the threshold is chosen on the dev gold and applied to `split`.
+
+    With split "dev" the F1 is that of the dev-optimal threshold on dev (jiant's validation number); with "test"
+    the dev threshold is applied unchanged to the test split (XTREME's intended use, which its own script never
+    carries out), scored only if a test gold file exists (else the metrics hold just the threshold).
+    Predictions are `xx_id<TAB>en_id` lines.
+    """
+    if not data_dir:
+        load_bucc_hub(lang)
+    dev = read_bucc(data_dir, lang, "dev")
+    if dev.gold is None:
+        raise MissingDataError(f"BUCC {lang}: no {lang}-en.dev.gold in {data_dir}: the threshold is chosen on it")
+    mine = lambda data: bucc_candidates(data, embed(data.src_sentences), embed(data.en_sentences),
+                                        block_size=block_size, backend=backend)
+    dev_candidates = mine(dev)
+    threshold, *_ = bucc_optimize_threshold(dev_candidates, dev.gold)
+    data, candidates = (dev, dev_candidates) if split == "dev" else (read_bucc(data_dir, lang, split), None)
+    candidates = candidates if candidates is not None else mine(data)
+    metrics = {"threshold": threshold}
+    if data.gold is not None:
+        metrics = bucc_evaluate(candidates, data.gold, threshold)
+        metrics["score"] = metrics["f1"]
+    pairs = bucc_extract(candidates, threshold)
+    return metrics, "".join(f"{src}\t{en}\n" for src, en in pairs), len(data.src_sentences)
