@@ -9,6 +9,7 @@ The output dir holds the trained ENCODER as a plain `AutoModel` checkpoint with 
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from transformers import set_seed
 
@@ -16,16 +17,43 @@ from utils.data import load_train_and_dev
 from utils.errors import run_main
 from utils.kinds import dev_evaluator, get_kind
 from utils.modeling import load_model, load_tokenizer, save_encoder
+from utils.multitask import SAMPLERS, run_multitask
 from utils.tasks import get_task
 from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, fit, parse_args,
                             prepare_output_dir, setup_logging)
 
 logger = logging.getLogger(__name__)
+ALL_TASKS = "anli_plus,mnli,qqp,squad_v1,squad_v2,hellaswag,commonsenseqa,cosmosqa,ccg"
+
+
+@dataclass
+class IntermediateDataArguments(DataArguments):
+    tasks: str | None = field(default=None, metadata={
+        "help": "Multi-task: comma-separated tasks sharing one encoder (one head each; 'mlm' = masked LM on "
+                f"--mlm_files; 'all' = {ALL_TASKS})."})
+    sampling: str = field(default="proportional", metadata={"help": "Task sampling.", "choices": list(SAMPLERS)})
+    task_cap: int | None = field(default=None, metadata={"help": "capped sampling: examples counted per task."})
+    sampling_temperature: float = field(default=2.0, metadata={"help": "temperature sampling: T."})
+    mlm_files: str | None = field(default=None, metadata={"help": "MLM text files, comma-separated."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked for MLM."})
+
+    def __post_init__(self):
+        if isinstance(self.tasks, str):
+            self.tasks = [t.strip() for t in self.tasks.replace("all", ALL_TASKS).split(",") if t.strip()]
+        if isinstance(self.mlm_files, str):
+            self.mlm_files = [f.strip() for f in self.mlm_files.split(",") if f.strip()]
 
 
 def main():
-    model_args, data_args, training_args = parse_args(ModelArguments, DataArguments, XtremeTrainingArguments)
+    model_args, data_args, training_args = parse_args(ModelArguments, IntermediateDataArguments,
+                                                      XtremeTrainingArguments)
     setup_logging(training_args)
+    if data_args.tasks:
+        run = {"phase": "intermediate", "task": ",".join(data_args.tasks)}
+        resume = prepare_output_dir(training_args, data_args, run)
+        set_seed(training_args.seed)
+        finish_run(training_args, run, run_multitask(data_args.tasks, model_args, data_args, training_args, resume))
+        return
     task, spec_files = get_task(data_args.task, data_args.task_spec)
     kind = get_kind(task, data_args)
     run = {"phase": "intermediate", "task": task.name}
@@ -40,7 +68,9 @@ def main():
         dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
 
     evaluate_dev = dev_evaluator(kind, task, labels, dev, dev_features, data_args)
-    trainer, metrics = fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, training_args, resume)
+    trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
+                           data_collator=kind.collator(tokenizer, training_args), evaluate_dev=evaluate_dev,
+                           dev_features=dev_features, preprocess_logits=kind.preprocess_logits)
     save_encoder(trainer, training_args.output_dir, task.name, tokenizer)
     finish_run(training_args, run, metrics)
 

@@ -47,7 +47,9 @@ def main():
         dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
 
     evaluate_dev = dev_evaluator(kind, task, labels, dev, dev_features, data_args)
-    trainer, metrics = fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, training_args, resume)
+    trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
+                           data_collator=kind.collator(tokenizer, training_args), evaluate_dev=evaluate_dev,
+                           dev_features=dev_features, preprocess_logits=kind.preprocess_logits)
     trainer.save_model()
     finish_run(training_args, run, metrics)
 

@@ -121,31 +121,41 @@ def reinitialise(model, parameter_names: list[str]) -> None:
             model._init_weights(module)
 
 
-def save_encoder(trainer, output_dir: str, head_name: str, tokenizer, extra: dict | None = None) -> None:
-    """Phase-1 output: the encoder as a plain `AutoModel` checkpoint, the head under `heads/{head_name}/`.
+def gathered_state_dict(trainer) -> dict:
+    """The full state dict of the trained model (under ZeRO-3 the partitioned weights are gathered first)."""
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped if trainer.is_deepspeed_enabled
+                                              else trainer.model)
 
-    The state dict comes from the accelerator, so under ZeRO-3 the full weights are gathered first.
-    """
+
+def save_encoder(trainer, output_dir: str, head_name: str, tokenizer) -> None:
+    """Phase-1 output of a single-task model: the encoder as a plain `AutoModel` checkpoint, its head under
+    `heads/{head_name}/`."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    state = gathered_state_dict(trainer)
+    if trainer.is_world_process_zero():
+        prefix = model.base_model_prefix + "."
+        encoder = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        head = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        write_phase1_output(output_dir, model.base_model, encoder, {head_name: (model, head)}, tokenizer)
+
+
+def write_phase1_output(output_dir: str, encoder_model, encoder_state: dict, heads: dict, tokenizer) -> None:
+    """Write `output_dir` as an `AutoModel` checkpoint + tokenizer, and each head (name -> (task model, state))
+    under `heads/{name}/` (`head.safetensors` + `head.json` with its class and labels) to resume or re-evaluate."""
     from safetensors.torch import save_file
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped if trainer.is_deepspeed_enabled
-                                                    else trainer.model)
-    if not trainer.is_world_process_zero():
-        return
-    prefix = model.base_model_prefix + "."
-    encoder = {k[len(prefix):]: v.contiguous() for k, v in state_dict.items() if k.startswith(prefix)}
-    head = {k: v.contiguous() for k, v in state_dict.items() if not k.startswith(prefix)}
-    config = model.base_model.config.__class__.from_dict(model.config.to_dict())
-    config.architectures = [type(model.base_model).__name__]
+    config = encoder_model.config.__class__.from_dict(encoder_model.config.to_dict())
+    config.architectures = [type(encoder_model).__name__]
     config.id2label, config.label2id = {0: "LABEL_0", 1: "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
     config.problem_type = None
     config.save_pretrained(output_dir)
-    save_file(encoder, str(Path(output_dir) / "model.safetensors"), metadata={"format": "pt"})
+    save_file({k: v.contiguous() for k, v in encoder_state.items()}, str(Path(output_dir) / "model.safetensors"),
+              metadata={"format": "pt"})
     tokenizer.save_pretrained(output_dir)
-    head_dir = Path(output_dir) / "heads" / head_name
-    head_dir.mkdir(parents=True, exist_ok=True)
-    save_file(head, str(head_dir / "head.safetensors"), metadata={"format": "pt"})
-    (head_dir / "head.json").write_text(json.dumps({"model_class": type(model).__name__,
-                                                    "id2label": model.config.id2label, **(extra or {})},
-                                                   indent=2) + "\n")
+    for name, (model, state) in heads.items():
+        head_dir = Path(output_dir) / "heads" / name
+        head_dir.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(head_dir / "head.safetensors"),
+                  metadata={"format": "pt"})
+        (head_dir / "head.json").write_text(json.dumps({"model_class": type(model).__name__,
+                                                        "id2label": model.config.id2label}, indent=2) + "\n")

@@ -46,6 +46,8 @@ class PreprocessingArguments:
     max_query_length: int = field(default=64, metadata={"help": "QA: questions are cut to this many tokens."})
     n_best_size: int = field(default=20, metadata={"help": "QA: start/end candidates per window."})
     max_answer_length: int = field(default=30, metadata={"help": "QA: longest answer, in tokens."})
+    null_score_diff_threshold: float = field(default=0.0, metadata={
+        "help": "SQuAD 2.0: answer \"\" when the null score exceeds the best span's score by more than this."})
     skip_misaligned_answers: bool = field(default=False, metadata={
         "help": "QA: drop (and count) gold answers not found at their answer_start instead of stopping."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples per eval set."})
@@ -80,6 +82,16 @@ class XtremeTrainingArguments(TrainingArguments):
     train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "Training batch order."})
     # With 2+ ranks the 5.x default doubled the reported loss of XLM-R heads.
     average_tokens_across_devices: bool = field(default=False, metadata={"help": "Average tokens across ranks."})
+
+    def __post_init__(self):
+        super().__post_init__()  # sets up the device (and the process group) first
+        # Speed: TF32 matmuls on GPUs that have them (Ampere+), unless --tf32 false or --use_cpu.
+        if self.tf32 is None and not self.use_cpu:
+            from transformers.utils.import_utils import enable_tf32, is_torch_tf32_available
+
+            if is_torch_tf32_available():
+                self.tf32 = True
+                enable_tf32(True)
 
 
 def parse_args(*dataclasses):
@@ -233,7 +245,8 @@ def predict_in_order(trainer, dataset):
     return tuple(map(restore, predictions)) if isinstance(predictions, tuple) else restore(predictions)
 
 
-def fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, training_args, resume: str | None):
+def fit(model, tokenizer, train_features, training_args, resume: str | None, *, data_collator, evaluate_dev=None,
+        dev_features=None, preprocess_logits=None, trainer_class=None, **trainer_kwargs):
     """Train with per-epoch English-dev evaluation (`evaluate_dev(trainer) -> metrics` over `dev_features`, both
     None without a dev set) and best-checkpoint selection on its `score`; log and save metrics as HF examples do."""
     from transformers.trainer_utils import IntervalStrategy
@@ -241,11 +254,10 @@ def fit(kind, model, tokenizer, train_features, dev_features, evaluate_dev, trai
     if evaluate_dev is None:
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
-    trainer = XtremeTrainer(
+    trainer = (trainer_class or XtremeTrainer)(
         model=model, args=training_args, train_dataset=train_features, eval_dataset=dev_features,
-        processing_class=tokenizer,
-        data_collator=kind.collator(tokenizer, training_args), preprocess_logits_for_metrics=kind.preprocess_logits,
-        evaluator=evaluate_dev)
+        processing_class=tokenizer, data_collator=data_collator, preprocess_logits_for_metrics=preprocess_logits,
+        evaluator=evaluate_dev, **trainer_kwargs)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = {**result.metrics, "train_samples": len(train_features)}
     trainer.log_metrics("train", metrics)

@@ -1,0 +1,283 @@
+"""Multi-task intermediate training: one shared encoder, one head per task, every batch from a single task.
+
+`MultiTaskModel` holds the encoder once and, per task, the `AutoModelFor<Kind>` whose base model IS that shared
+encoder; `forward(task=..., **inputs)` runs the task's model. `MultiTaskBatchSampler` draws a task per batch from
+the sampling distribution (`task_probabilities`) and is deterministic given (seed, epoch), so a resumed run replays
+exactly the batches of the interrupted one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import inspect
+import math
+
+import torch
+from torch import nn
+
+from .errors import XtremeError
+
+SAMPLERS = ("proportional", "capped", "temperature", "uniform")
+
+
+def task_probabilities(sizes: dict[str, int], strategy: str = "proportional", cap: int | None = None,
+                       temperature: float = 1.0) -> dict[str, float]:
+    """Examples-proportional (n_i / N), capped (min(n_i, cap) / sum), temperature ((n_i / N)^(1/T), normalised)
+    or uniform (1 / k) task probabilities."""
+    if strategy == "proportional":
+        weights = dict(sizes)
+    elif strategy == "capped":
+        if not cap or cap <= 0:
+            raise XtremeError("--sampling capped needs --task_cap N (a positive number of examples)")
+        weights = {t: min(n, cap) for t, n in sizes.items()}
+    elif strategy == "temperature":
+        if temperature <= 0:
+            raise XtremeError(f"--sampling_temperature must be positive, got {temperature}")
+        total = sum(sizes.values())
+        weights = {t: (n / total) ** (1.0 / temperature) for t, n in sizes.items()}
+    elif strategy == "uniform":
+        weights = {t: 1.0 for t in sizes}
+    else:
+        raise XtremeError(f"unknown --sampling {strategy!r}; expected one of {', '.join(SAMPLERS)}")
+    total = sum(weights.values())
+    return {t: w / total for t, w in weights.items()}
+
+
+class MultiTaskBatchSampler(torch.utils.data.Sampler):
+    """Batches of indices into the concatenation of the tasks' datasets, each batch from one task.
+
+    Each task's examples are visited in a fresh random order (reshuffled when exhausted); an epoch is
+    `num_batches` batches, whose tasks are drawn with `probabilities`.
+    """
+
+    def __init__(self, sizes: list[int], batch_size: int, probabilities: list[float], num_batches: int, seed: int):
+        self.sizes, self.batch_size, self.num_batches, self.seed = sizes, batch_size, num_batches, seed
+        self.probabilities = torch.tensor(probabilities, dtype=torch.double)
+        self.offsets = [0] + list(torch.tensor(sizes).cumsum(0)[:-1].tolist())
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        orders = [torch.randperm(n, generator=generator).tolist() for n in self.sizes]
+        cursors = [0] * len(self.sizes)
+        tasks = torch.multinomial(self.probabilities, self.num_batches, replacement=True, generator=generator)
+        for task in tasks.tolist():
+            batch = []
+            while len(batch) < self.batch_size:
+                if cursors[task] == self.sizes[task]:
+                    orders[task], cursors[task] = torch.randperm(self.sizes[task], generator=generator).tolist(), 0
+                take = min(self.batch_size - len(batch), self.sizes[task] - cursors[task])
+                batch += [self.offsets[task] + i for i in orders[task][cursors[task]:cursors[task] + take]]
+                cursors[task] += take
+            yield batch
+
+
+class TaskConcat(torch.utils.data.Dataset):
+    """The tasks' feature datasets end to end; each item is tagged with its task name."""
+
+    def __init__(self, datasets: dict):
+        self.names, self.datasets = list(datasets), list(datasets.values())
+        self.ends = list(torch.tensor([len(d) for d in self.datasets]).cumsum(0).tolist())
+
+    def __len__(self) -> int:
+        return self.ends[-1]
+
+    def __getitem__(self, index: int) -> dict:
+        task = bisect.bisect_right(self.ends, index)
+        start = self.ends[task - 1] if task else 0
+        return {**self.datasets[task][index - start], "task": self.names[task]}
+
+
+class MultiTaskCollator:
+    """Collates a single-task batch with that task's collator, keeping only the inputs its model takes."""
+
+    def __init__(self, collators: dict, models: dict):
+        self.collators = collators
+        self.inputs = {t: set(inspect.signature(m.forward).parameters) | {"special_tokens_mask"}
+                       for t, m in models.items()}
+
+    def __call__(self, items: list[dict]) -> dict:
+        task = items[0]["task"]
+        if any(item["task"] != task for item in items):
+            raise RuntimeError("a multi-task batch mixes tasks")
+        batch = self.collators[task]([{k: v for k, v in item.items() if k in self.inputs[task]} for item in items])
+        return {**batch, "task": task}
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder and one task model per task built around it."""
+
+    _keys_to_ignore_on_save = None  # read by Trainer when saving a model that is not a `PreTrainedModel`
+
+    def __init__(self, encoder, heads: dict):
+        super().__init__()
+        self.encoder = encoder
+        for model in heads.values():
+            setattr(model, model.base_model_prefix, encoder)
+            if hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None:
+                model.tie_weights()  # an MLM head's decoder follows the shared input embeddings
+        self.heads = nn.ModuleDict(heads)
+        self.config = encoder.config
+
+    def forward(self, task: str, **inputs):
+        return self.heads[task](**inputs)
+
+    def state_dict(self, *args, **kwargs):
+        """Every tensor once, under its first name: the encoder's as `encoder.*`, then each head's own (tied
+        tensors such as an MLM decoder sharing the embeddings are kept under the first name only)."""
+        state, seen = {}, set()
+        for key, value in super().state_dict(*args, **kwargs).items():
+            if value.data_ptr() not in seen:
+                seen.add(value.data_ptr())
+                state[key] = value
+        return state
+
+    def head_state_dicts(self, state: dict) -> dict[str, dict]:
+        """Per task, the head's own tensors out of a (gathered) `state_dict()`."""
+        heads = {}
+        for task, model in self.heads.items():
+            prefix, base = f"heads.{task}.", model.base_model_prefix + "."
+            heads[task] = {k[len(prefix):]: v for k, v in state.items()
+                           if k.startswith(prefix) and not k[len(prefix):].startswith(base)}
+        return heads
+
+
+def epoch_batches(sizes: dict[str, int], probabilities: dict[str, float], batch_size: int,
+                  strategy: str, cap: int | None) -> int:
+    """Batches per epoch: every (capped) example once in expectation."""
+    counted = {t: min(n, cap) if strategy == "capped" and cap else n for t, n in sizes.items()}
+    return max(1, math.ceil(sum(counted.values()) / batch_size))
+
+
+def build_trainer_class():
+    """`MultiTaskTrainer`: our Trainer with the task-batch sampler and per-task loss logging."""
+    from .training import XtremeTrainer
+
+    class MultiTaskTrainer(XtremeTrainer):
+        def __init__(self, *args, batch_sampler=None, mask=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.batch_sampler, self.mask, self.mask_calls = batch_sampler, mask, {}
+            self.model_accepts_loss_kwargs = False
+            self.task_losses, self.task_steps = {}, {}
+
+        def get_train_dataloader(self):
+            loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.batch_sampler,
+                                                 collate_fn=self.data_collator,
+                                                 num_workers=self.args.dataloader_num_workers)
+            return self.accelerator.prepare(loader)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            task = inputs["task"]
+            special = inputs.pop("special_tokens_mask", None)
+            if special is not None:  # MLM: masks from (seed, step, micro-batch), identical after a resume
+                step = self.state.global_step
+                call = self.mask_calls[step] = self.mask_calls.get(step, -1) + 1
+                generator = torch.Generator().manual_seed(hash((self.args.seed, step, call)) % 2**63)
+                inputs["input_ids"], inputs["labels"] = self.mask(inputs["input_ids"].cpu(), special.cpu(), generator)
+                inputs["input_ids"], inputs["labels"] = (inputs["input_ids"].to(special.device),
+                                                         inputs["labels"].to(special.device))
+            outputs = model(**inputs)
+            loss = outputs["loss"]
+            self.task_losses[task] = self.task_losses.get(task, 0.0) + loss.detach().float()
+            self.task_steps[task] = self.task_steps.get(task, 0) + 1
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs, *args, **kwargs):
+            if "loss" in logs and self.task_losses:
+                for task, total in self.task_losses.items():
+                    logs[f"loss_{task}"] = round(float(total) / self.task_steps[task], 4)
+                    logs[f"batches_{task}"] = self.task_steps[task]
+                self.task_losses, self.task_steps = {}, {}
+            super().log(logs, *args, **kwargs)
+
+    return MultiTaskTrainer
+
+
+def run_multitask(names: list[str], model_args, data_args, training_args, resume: str | None):
+    """Phase 1 on several tasks at once (any of them `mlm`): load, train, evaluate each dev set, save."""
+    import dataclasses
+
+    from .data import load_train_and_dev
+    from .kinds import get_kind, pad_multiple
+    from transformers import DataCollatorWithPadding
+
+    from .mlm import load_mlm_model, mask_tokens, mlm_features, read_text
+    from .modeling import gathered_state_dict, load_model, load_tokenizer, write_phase1_output
+    from .tasks import get_task
+    from .training import XtremeTrainer, fit
+
+    if len(set(names)) != len(names):
+        raise XtremeError(f"--tasks names a task twice: {','.join(names)}")
+    registered = {name: get_task(name)[0] for name in names if name != "mlm"}  # unknown names fail before loading
+    if "mlm" in names and not data_args.mlm_files:
+        raise XtremeError("task mlm needs text: pass --mlm_files a.txt,b.txt (one sentence or paragraph per line)")
+    if data_args.train_file or data_args.validation_file:
+        raise XtremeError("--train_file/--validation_file take one task's files; with --tasks use --data_dir or the "
+                          "Hub (or run one task at a time)")
+    tokenizer = load_tokenizer(model_args)
+    tasks, features, heads, collators, devs = {}, {}, {}, {}, {}
+    for name in names:
+        if name == "mlm":
+            text = read_text(data_args.mlm_files, data_args.max_train_samples)
+            with training_args.main_process_first(desc="tokenisation"):
+                features[name] = text.map(mlm_features, batched=True, remove_columns=["text"], desc="Tokenising text",
+                                          fn_kwargs={"tokenizer": tokenizer,
+                                                     "max_seq_length": data_args.max_seq_length or 128})
+            heads[name] = load_mlm_model(model_args)
+            collators[name] = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+            continue
+        task = registered[name]
+        task_args = dataclasses.replace(data_args)  # the kind fills in its own default max_seq_length
+        kind = get_kind(task, task_args)
+        train, dev, labels = load_train_and_dev(task, task_args, model_args, {})
+        with training_args.main_process_first(desc="tokenisation"):
+            features[name] = kind.features(train, tokenizer, task_args, f"Tokenising {name}", train=True)
+            dev_features = kind.features(dev, tokenizer, task_args, f"Tokenising {name} dev") if dev else None
+        tasks[name] = task
+        heads[name] = load_model(model_args, task.kind, labels)
+        collators[name] = kind.collator(tokenizer, training_args)
+        if dev is not None:
+            devs[name] = (kind, labels, dev, dev_features, task_args)
+    encoder = heads[names[0]].base_model
+    model = MultiTaskModel(encoder, heads)
+
+    sizes = {name: len(f) for name, f in features.items()}
+    probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
+    batch_size = training_args.per_device_train_batch_size
+    sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
+                                    epoch_batches(sizes, probabilities, batch_size, data_args.sampling,
+                                                  data_args.task_cap), training_args.seed)
+    training_args.ddp_find_unused_parameters = True  # a batch uses one head only
+    eval_args = dataclasses.replace(training_args, deepspeed=None, eval_strategy="no", save_strategy="no",
+                                    load_best_model_at_end=False)
+
+    def evaluate(trainer):
+        metrics = {}
+        for name, (kind, labels, dev, dev_features, task_args) in devs.items():
+            predictor = XtremeTrainer(model=heads[name], args=eval_args, processing_class=tokenizer,
+                                      data_collator=collators[name], preprocess_logits_for_metrics=kind.preprocess_logits)
+            task_metrics, _ = kind.evaluate(predictor, dev, dev_features, tasks[name], "en", labels, task_args)
+            metrics.update({f"{name}_{k}": v for k, v in task_metrics.items()})
+        metrics["score"] = sum(metrics[f"{name}_score"] for name in devs) / len(devs)
+        return metrics
+
+    trainer, metrics = fit(model, tokenizer, TaskConcat(features), training_args, resume,
+                           data_collator=MultiTaskCollator(collators, heads), evaluate_dev=evaluate if devs else None,
+                           dev_features=TaskConcat({name: dev[3] for name, dev in devs.items()}) if devs else None,
+                           trainer_class=build_trainer_class(), batch_sampler=sampler,
+                           mask=lambda ids, special, generator: mask_tokens(ids, special, tokenizer,
+                                                                            data_args.mlm_probability, generator))
+    state = gathered_state_dict(trainer)
+    if trainer.is_world_process_zero():
+        encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        head_states = model.head_state_dicts(state)
+        write_phase1_output(training_args.output_dir, encoder, encoder_state,
+                            {name: (heads[name], head_states[name]) for name in names}, tokenizer)
+    metrics["task_probabilities"] = probabilities
+    return metrics
