@@ -62,7 +62,7 @@ def main():
 
     train, dev, labels = load_train_and_dev(task, data_args, model_args, spec_files)
     tokenizer = load_tokenizer(model_args)
-    model = load_model(model_args, task.kind, labels)
+    model = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
     with training_args.main_process_first(desc="tokenisation"):
         train_features = kind.features(train, tokenizer, data_args, "Tokenising the training set", train=True)
         dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None

@@ -57,7 +57,7 @@ def head_evaluator(model_args, eval_args, training_args, task, spec_files):
     """Per-language evaluation of a model with a trained task head (phase-2 output), loaded once."""
     kind = get_kind(task, eval_args)
     tokenizer = load_tokenizer(model_args)
-    model = load_model(model_args, task.kind, fresh_head=False)
+    model = load_model(model_args, task.kind, fresh_head=False, pad_token_id=tokenizer.pad_token_id)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if task.labels and task.kind != QA and sorted(labels) != sorted(task.labels):
         raise XtremeError(f"{model_args.model_name_or_path}: its head predicts {', '.join(labels)}, but task "

@@ -56,8 +56,11 @@ def load_tokenizer(model_args):
         tokenizer = AutoTokenizer.from_pretrained(name, **hub_kwargs(model_args))
     except (OSError, ValueError) as err:
         raise XtremeError(f"cannot load a tokenizer from {name}: {str(err).splitlines()[0]}")
-    if tokenizer.pad_token is None:  # decoder-only models: pad with EOS
+    if tokenizer.pad_token is None:  # decoder-only checkpoints come without one: pad with EOS
         tokenizer.pad_token = tokenizer.eos_token
+    # Features are built unpadded and padded per batch on the right, where every head (sequence classification
+    # of decoders takes the last non-pad token) and every position we read back (tagging, QA) expects it.
+    tokenizer.padding_side = "right"
     return tokenizer
 
 
@@ -67,10 +70,11 @@ def head_parameter_names(model) -> list[str]:
 
 
 def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_head: bool = True,
-               num_labels: int | None = None):
+               num_labels: int | None = None, pad_token_id: int | None = None):
     """`AutoModelFor<kind>` from a model dir or Hub id: encoder transferred, head fresh unless `fresh_head=False`.
 
     With `fresh_head=False` (evaluation, `--keep_head`) the head must be in the checkpoint with matching shapes.
+    `pad_token_id` (the tokenizer's) fills a config without one, as decoder checkpoints come.
     """
     from transformers import AutoConfig
 
@@ -83,6 +87,8 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
         config_kwargs = {"num_labels": num_labels}
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **config_kwargs, **hub_kwargs(model_args))
+        if config.pad_token_id is None:
+            config.pad_token_id = pad_token_id
         model, info = auto_model_class(kind).from_pretrained(
             model_args.model_name_or_path, config=config, output_loading_info=True,
             ignore_mismatched_sizes=fresh_head, **hub_kwargs(model_args))

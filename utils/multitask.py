@@ -240,7 +240,7 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
             features[name] = kind.features(train, tokenizer, task_args, f"Tokenising {name}", train=True)
             dev_features = kind.features(dev, tokenizer, task_args, f"Tokenising {name} dev") if dev else None
         tasks[name] = task
-        heads[name] = load_model(model_args, task.kind, labels)
+        heads[name] = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
         collators[name] = kind.collator(tokenizer, training_args)
         if dev is not None:
             devs[name] = (kind, labels, dev, dev_features, task_args)

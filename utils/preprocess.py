@@ -27,7 +27,11 @@ def tagging_features(examples: dict, indices: list[int], tokenizer, max_seq_leng
     """
     prefix, suffix = special_tokens_around(tokenizer)
     budget = max_seq_length - len(prefix) - len(suffix)
-    flat = [word for words in examples["tokens"] for word in words]
+    # Byte-level BPE (GPT-2, Qwen, Llama 3) spells a word differently after a space: give every word its space,
+    # as in running text (transformers' `add_prefix_space`); sentencepiece tokenizers are unaffected.
+    space = " " if tokenizer(" a", add_special_tokens=False)["input_ids"] != tokenizer(
+        "a", add_special_tokens=False)["input_ids"] else ""
+    flat = [space + word for words in examples["tokens"] for word in words]
     pieces = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
     unk = [tokenizer.unk_token_id]
     out = {k: [] for k in ("input_ids", "attention_mask", "length", "sentence_id", "word_start", "word_positions")}
@@ -87,3 +91,24 @@ def reassemble_tagging(features, predictions) -> dict[int, list[int]]:
                                                features["word_positions"], predictions):
         pieces.setdefault(sentence, []).append((start, [int(row[p]) for p in positions]))
     return {s: [tag for _, seg in sorted(parts) for tag in seg] for s, parts in pieces.items()}
+
+
+def multiple_choice_features(examples: dict, tokenizer, max_seq_length: int) -> dict:
+    """Each example -> one (context, choice) pair per choice, as lists of per-choice token lists.
+
+    Pairs are cut longest-first to `max_seq_length` (jiant's `truncate_sequences`: the long context loses its end
+    before a short choice loses anything); `length` is the longest pair, for length-grouped batches.
+    """
+    counts = [len(choices) for choices in examples["choices"]]
+    firsts = [context for context, n in zip(examples["context"], counts) for _ in range(n)]
+    seconds = [choice for choices in examples["choices"] for choice in choices]
+    encoded = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_seq_length)
+    features, start = {key: [] for key in encoded}, 0
+    for n in counts:
+        for key, values in encoded.items():
+            features[key].append(values[start:start + n])
+        start += n
+    features["length"] = [max(len(ids) for ids in pairs) for pairs in features["input_ids"]]
+    if "label" in examples:
+        features["labels"] = examples["label"]
+    return features

@@ -1,10 +1,12 @@
-"""Build a tiny random XLM-R-architecture model and tokenizer offline, for tests and the demo.
+"""Build a tiny random model and tokenizer offline, for tests and the demo.
 
-    python -m utils.tiny_model OUT_DIR [--corpus FILE] [--vocab_size N]
+    python -m utils.tiny_model OUT_DIR [--architecture xlm-roberta|llama|qwen2] [--corpus FILE] [--vocab_size N]
 
 A sentencepiece unigram model is trained on bundled multilingual text (real XTREME samples in ten scripts) and
-wrapped as an `XLMRobertaTokenizer`; the model is a 2-layer `XLMRobertaForMaskedLM` with random weights, so every
-`AutoModelFor*` class loads the directory (its MLM head serves the MLM tasks). Nothing touches the Hub.
+wrapped as an `XLMRobertaTokenizer`. The default model is a 2-layer `XLMRobertaForMaskedLM` with random weights,
+so every `AutoModelFor*` class loads the directory (its MLM head serves the MLM tasks). `llama` and `qwen2` build
+2-layer decoder-only causal LMs with the same tokenizer, saved without a pad token as such checkpoints come.
+Nothing touches the Hub.
 """
 
 import argparse
@@ -46,27 +48,36 @@ def build_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 4000):
     return tokenizer
 
 
-def build_tiny_model(out_dir, corpus: Path = DEFAULT_CORPUS, vocab_size: int = 4000, seed: int = 0) -> Path:
+def decoder_config(architecture: str, tokenizer):
+    from transformers import LlamaConfig, Qwen2Config
+
+    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config}[architecture]
+    return config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        num_key_value_heads=1, intermediate_size=64, max_position_embeddings=1024,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        tie_word_embeddings=True)
+
+
+def build_tiny_model(out_dir, corpus: Path = DEFAULT_CORPUS, vocab_size: int = 4000, seed: int = 0,
+                     architecture: str = "xlm-roberta") -> Path:
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    from transformers import AutoModelForCausalLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(Path(corpus), out_dir, vocab_size)
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
     torch.manual_seed(seed)
-    XLMRobertaForMaskedLM(config).save_pretrained(out_dir)
+    if architecture == "xlm-roberta":
+        config = XLMRobertaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=514, type_vocab_size=1,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id)
+        XLMRobertaForMaskedLM(config).save_pretrained(out_dir)
+    else:
+        AutoModelForCausalLM.from_config(decoder_config(architecture, tokenizer)).save_pretrained(out_dir)
+        tokenizer.pad_token = None  # like Llama/Qwen base checkpoints: the scripts must cope without one
+        tokenizer.save_pretrained(out_dir)
     return out_dir
 
 
@@ -75,8 +86,9 @@ def main():
     parser.add_argument("out_dir")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="plain text, one sentence per line")
     parser.add_argument("--vocab_size", type=int, default=4000)
+    parser.add_argument("--architecture", default="xlm-roberta", choices=["xlm-roberta", "llama", "qwen2"])
     args = parser.parse_args()
-    out = build_tiny_model(args.out_dir, Path(args.corpus), args.vocab_size)
+    out = build_tiny_model(args.out_dir, Path(args.corpus), args.vocab_size, architecture=args.architecture)
     print(f"tiny model written to {out}")
 
 
