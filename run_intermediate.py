@@ -16,7 +16,7 @@ from transformers import set_seed
 from utils.data import load_train_and_dev
 from utils.errors import run_main
 from utils.kinds import dev_evaluator, get_kind
-from utils.modeling import load_model, load_tokenizer, save_encoder
+from utils.modeling import load_model, load_tokenizer, merge_lora, save_encoder
 from utils.multitask import SAMPLERS, run_multitask
 from utils.tasks import get_task
 from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, fit, parse_args,
@@ -71,6 +71,7 @@ def main():
     trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
                            data_collator=kind.collator(tokenizer, training_args), evaluate_dev=evaluate_dev,
                            dev_features=dev_features, preprocess_logits=kind.preprocess_logits)
+    merge_lora(trainer)
     save_encoder(trainer, training_args.output_dir, task.name, tokenizer)
     finish_run(training_args, run, metrics)
 

@@ -83,3 +83,25 @@ def test_choice_model_on_a_decoder_scores_the_last_real_token(decoder_dir):
     padded = torch.cat([input_ids, torch.ones(2, 3, 4, dtype=torch.long)], dim=-1)
     mask = torch.cat([torch.ones(2, 3, 7, dtype=torch.long), torch.zeros(2, 3, 4, dtype=torch.long)], dim=-1)
     torch.testing.assert_close(model(input_ids=padded, attention_mask=mask).logits, model(input_ids=input_ids).logits)
+
+
+def test_lora_trains_adapters_and_saves_a_merged_plain_checkpoint(decoder_dir, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "lora"
+    run_script("run_target", ["--model_name_or_path", decoder_dir, "--task", "pawsx", "--data_dir", XTREME_DIR,
+                              "--use_lora", "--lora_r", 4, "--max_train_samples", 32, "--max_eval_samples", 16,
+                              "--max_steps", 4, "--learning_rate", 1e-2, "--do_train", "--output_dir", out, *FAST])
+    saved = load_file(out / "model.safetensors")
+    assert not any("lora" in key or "base_layer" in key or "modules_to_save" in key for key in saved)
+    original = load_file(decoder_dir / "model.safetensors")
+    query = next(k for k in original if k.endswith("layers.0.self_attn.q_proj.weight"))
+    embeddings = next(k for k in original if k.endswith("embed_tokens.weight"))
+    assert not torch.equal(saved[query], original[query])  # the adapter was merged into the projection
+    assert torch.equal(saved[embeddings], original[embeddings])  # untargeted weights stay as they were
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == 2
+    run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "pawsx", "--languages", "de",
+                                   "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
+    assert read_json(out / "results/pawsx.json")["languages"]["de"]["num_examples"] == 100

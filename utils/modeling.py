@@ -114,7 +114,37 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
                           f"{', '.join(sorted(set(head) - set(loaded_head)))}); train one with run_target.py first")
     logger.info("Loaded %s from %s: encoder transferred, head %s", type(model).__name__,
                 model_args.model_name_or_path, "fresh" if fresh_head else "from the checkpoint")
+    return apply_lora(model, model_args) if fresh_head and getattr(model_args, "use_lora", False) else model
+
+
+def apply_lora(model, model_args):
+    """Wrap `model` with LoRA adapters on every linear layer of its backbone; the head is trained in full."""
+    import re
+
+    from peft import LoraConfig, get_peft_model
+    from torch import nn
+
+    prefix = model.base_model_prefix
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.base_model.named_modules()
+                     if isinstance(module, nn.Linear)})
+    heads = sorted({name.split(".", 1)[0] for name in head_parameter_names(model)})
+    config = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+                        target_modules=rf"^{re.escape(prefix)}\..*\.({'|'.join(map(re.escape, linear))})$",
+                        modules_to_save=heads)
+    model = get_peft_model(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info("LoRA r=%d on %s: %d of %d parameters trainable (heads in full: %s)", model_args.lora_r,
+                ", ".join(linear), trainable, total, ", ".join(heads))
     return model
+
+
+def merge_lora(trainer) -> None:
+    """Fold trained LoRA adapters into the weights, so `trainer.model` saves as a plain checkpoint."""
+    from peft import PeftModel
+
+    if isinstance(trainer.model, PeftModel):
+        trainer.model = trainer.model.merge_and_unload()
+        trainer.model_wrapped = trainer.model
 
 
 def reinitialise(model, parameter_names: list[str]) -> None:

@@ -217,6 +217,8 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     registered = {name: get_task(name)[0] for name in names if name != "mlm"}  # unknown names fail before loading
     if "mlm" in names and not data_args.mlm_files:
         raise XtremeError("task mlm needs text: pass --mlm_files a.txt,b.txt (one sentence or paragraph per line)")
+    if model_args.use_lora:
+        raise XtremeError("--use_lora is not supported with --tasks yet: train the tasks one at a time with LoRA")
     if data_args.train_file or data_args.validation_file:
         raise XtremeError("--train_file/--validation_file take one task's files; with --tasks use --data_dir or the "
                           "Hub (or run one task at a time)")

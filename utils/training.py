@@ -32,6 +32,12 @@ class ModelArguments:
     model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit."})
     token: str | None = field(default=None, metadata={"help": "Hub token for gated models."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the Hub (off: safe)."})
+    use_lora: bool = field(default=False, metadata={
+        "help": "Train LoRA adapters on the backbone's linear layers (peft) and the task head fully; the adapters "
+                "are merged into the saved model, so the next phase loads a plain checkpoint."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
 
 
 @dataclass
