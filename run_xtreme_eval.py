@@ -40,6 +40,9 @@ class EvalArguments(PreprocessingArguments):
     block_size: int = field(default=512, metadata={"help": "Retrieval: queries per block of the k-NN search."})
     search_backend: str = field(default="torch", metadata={"help": "Retrieval k-NN search.",
                                                            "choices": ["torch", "faiss"]})
+    labels_file: str | None = field(default=None, metadata={
+        "help": "Tatoeba in XTREME's hidden-label layout (sorted English side): the labels file, a pattern with "
+                "{lang}, e.g. labels/tatoeba/test-{lang}.tsv."})
 
 
 @dataclass
@@ -100,7 +103,9 @@ def retrieval_evaluator(model_args, eval_args, training_args, task):
 
     def evaluate(lang):
         if task.name == "tatoeba":
-            metrics, predictions, n = evaluate_tatoeba(embed, eval_args.data_dir, lang, **search)
+            labels_file = eval_args.labels_file.format(lang=lang) if eval_args.labels_file else None
+            metrics, predictions, n = evaluate_tatoeba(embed, eval_args.data_dir, lang, labels_file=labels_file,
+                                                       **search)
         else:
             metrics, predictions, n = evaluate_bucc(embed, eval_args.data_dir, lang, eval_args.split, **search)
         return {**(metrics or {}), "layer": layer}, predictions, ".tsv", n

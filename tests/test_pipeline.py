@@ -207,3 +207,23 @@ def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):
         run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "bucc2018",
                                        "--languages", "de", "--output_dir", tmp_path, "--use_cpu"])
     assert "holds only the gold parallel pairs" in read_json(tmp_path / "results/bucc2018.json")["skipped"]["de"]
+
+
+def test_tatoeba_hidden_label_layout_scores_like_the_aligned_files(intermediate_dir, tmp_path):
+    """XTREME's test layout sorts the English side and keeps the alignment in a labels file."""
+    german = (XTREME_DIR / "tatoeba/tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()
+    english = (XTREME_DIR / "tatoeba/tatoeba.deu-eng.eng").read_text(encoding="utf-8").splitlines()
+    order = sorted(range(len(english)), key=lambda i: english[i])
+    (tmp_path / "de-en.de").write_text("\n".join(german) + "\n", encoding="utf-8")
+    (tmp_path / "de-en.en").write_text("\n".join(english[i] for i in order) + "\n", encoding="utf-8")
+    (tmp_path / "labels-de.txt").write_text("".join(f"[{i}]\n" for i in order), encoding="utf-8")
+    hidden = tmp_path / "hidden"
+    run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "tatoeba", "--languages", "de",
+                                   "--data_dir", tmp_path, "--labels_file", tmp_path / "labels-{lang}.txt",
+                                   "--output_dir", hidden, "--use_cpu"])
+    aligned = tmp_path / "aligned"
+    run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "tatoeba", "--languages", "de",
+                                   "--data_dir", XTREME_DIR, "--output_dir", aligned, "--use_cpu"])
+    got = read_json(hidden / "results/tatoeba.json")["languages"]["de"]
+    expected = read_json(aligned / "results/tatoeba.json")["languages"]["de"]
+    assert got["accuracy"] == expected["accuracy"] and got["num_examples"] == 100
