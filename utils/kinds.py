@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .cache import cached_map
 from .errors import XtremeError
 from .metrics import classification_metrics, tagging_metrics
 from .preprocess import classification_features, reassemble_tagging, tagging_features
@@ -27,9 +28,9 @@ def pad_multiple(training_args) -> int | None:
 
 
 def _map(dataset, function, args, desc: str, **kwargs):
-    return dataset.map(function, batched=True, remove_columns=dataset.column_names, desc=desc,
-                       num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
-                       **kwargs)
+    """Batched map, cached across runs and scripts by data + tokenizer + arguments (see utils/cache.py)."""
+    return cached_map(dataset, function, batched=True, remove_columns=dataset.column_names, desc=desc,
+                      num_proc=args.preprocessing_num_workers, overwrite_cache=args.overwrite_cache, **kwargs)
 
 
 class Classification:
