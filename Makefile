@@ -33,6 +33,9 @@ demo: install
 	    --do_train --num_train_epochs 2 --output_dir $(DEMO_DIR)/mnli-pawsx $(DEMO_ARGS)
 	$(PY) run_xtreme_eval.py --model_name_or_path $(DEMO_DIR)/mnli-pawsx --task pawsx --languages de,en,ja \
 	    --data_dir tests/fixtures/xtreme --split dev --use_cpu --disable_tqdm true
+	# the same as a grid: {none, mnli} x {pawsx, udpos} (plans/tiny_demo.yaml), then its report
+	$(PY) -m utils.grid plans/tiny_demo.yaml --output-dir $(DEMO_DIR)/grid --set backbones.0.path=$(DEMO_DIR)/tiny_model
+	$(PY) -m utils.report $(DEMO_DIR)/grid
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)
