@@ -1,8 +1,9 @@
 """Load any task's split from local files (XTREME's layout and the datasets' original formats) or the Hub.
 
 Every loader returns a `datasets.Dataset` with the standard columns of the task's kind:
-classification `sentence1`, `sentence2` (pairs only), `label`; tagging `tokens`, `tags`. Labels are ids in the
-task's label list, matched by NAME (the Hub's ClassLabel orders differ from XTREME's). Unlabelled files (XTREME's
+classification `sentence1`, `sentence2` (pairs only), `label`; tagging `tokens`, `tags`; multiple choice `context`,
+`choices` (list of str), `label` (the index of the right choice); QA the SQuAD schema. Labels are ids in the task's
+label list, matched by NAME (the Hub's ClassLabel orders differ from XTREME's). Unlabelled files (XTREME's
 test files) give datasets without the label column. Bad input raises `XtremeError` naming file, line and field.
 """
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 from .errors import MissingDataError, XtremeError
-from .tasks import CLASSIFICATION, LANG_NAMES, QA, TAGGING, HubSource, Task
+from .tasks import CLASSIFICATION, LANG_NAMES, MULTIPLE_CHOICE, QA, TAGGING, HubSource, Task
 
 logger = logging.getLogger(__name__)
 csv.field_size_limit(sys.maxsize)
@@ -188,8 +190,8 @@ def _precedence(upos: str) -> int:
     return UD_POS_PRECEDENCE.index(upos) if upos in UD_POS_PRECEDENCE else len(UD_POS_PRECEDENCE)
 
 
-def read_json_rows(path: Path, task: Task) -> list[dict]:
-    """JSON lines (or a JSON list) in the Hub's / original dataset's schema, columns found by name."""
+def read_json_records(path: Path) -> list[tuple[int, object]]:
+    """(line number, record) of a JSON lines file, or (index from 1, record) of a file holding one JSON list."""
     text = path.read_text(encoding="utf-8")
     try:
         if text.lstrip().startswith("["):
@@ -200,14 +202,20 @@ def read_json_rows(path: Path, task: Task) -> list[dict]:
         raise XtremeError(f"{path}:{err.lineno}: not valid JSON lines ({err.msg})")
     if not records:
         raise XtremeError(f"{path}: empty file; expected one JSON object per line")
+    return records
+
+
+def read_json_rows(path: Path, task: Task) -> list[dict]:
+    """JSON lines (or a JSON list) in the Hub's / original dataset's schema, columns found by name."""
+    records = read_json_records(path)
     rows = []
     wanted = TEXT_COLUMNS[task.kind] + (LABEL_COLUMN[task.kind],)
     for number, record in records:
         if not isinstance(record, dict):
             raise XtremeError(f"{path}:{number}: expected a JSON object with fields {', '.join(wanted)}")
         row = {"_line": number}
-        for ours in wanted:
-            candidates = (task.columns[ours],) if ours in task.columns else COLUMN_ALIASES[ours]
+        for ours in wanted:  # the task's own column name first, then the Hub's / original names
+            candidates = ((task.columns[ours],) if ours in task.columns else ()) + COLUMN_ALIASES[ours]
             key = next((c for c in candidates if c in record), None)
             if key is not None:
                 row[ours] = record[key]
@@ -217,14 +225,202 @@ def read_json_rows(path: Path, task: Task) -> list[dict]:
     return rows
 
 
+# --- CCG supertagging (CCGbank) ----------------------------------------------------------------------------------
+
+_CCG_LEAF = re.compile(r"\(<L (.*?)>\)")
+
+
+def read_ccg(path: Path) -> list[dict]:
+    """CCGbank supertags: `AUTO` derivation files (a `.auto` file, or a dir of them, e.g. AUTO/00) or the
+    `tokens<TAB>tags` one-sentence-per-line file of jiant's conversion (space-separated tokens and tags)."""
+    if path.is_dir():
+        files = sorted(path.rglob("*.auto"))
+        if not files:
+            raise MissingDataError(f"{path}: directory holds no CCGbank *.auto files")
+        return [row for file in files for row in read_ccg_auto(file)]
+    if not path.is_file():
+        raise MissingDataError(f"{path}: file not found")
+    with open(path, encoding="utf-8") as f:
+        first = next((line for line in f if line.strip()), "")
+    return read_ccg_auto(path) if path.suffix == ".auto" or first.startswith("ID=") else read_ccg_tsv(path)
+
+
+def read_ccg_auto(path: Path) -> list[dict]:
+    """CCGbank `AUTO` format: an `ID=wsj_0001.1 PARSER=GOLD NUMPARSE=1` line, then the derivation on one line whose
+    leaves `(<L N/N NNP NNP Pierre N_73/N_73>)` give the supertag (1st field) and the token (4th field)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("ID="):
+            if line.startswith("ID=") and (number == len(lines) or "(<" not in lines[number]):
+                raise XtremeError(f"{path}:{number + 1}: expected the derivation of {line.split()[0]} after its "
+                                  "ID line (CCGbank AUTO format)")
+            continue
+        tokens, tags = [], []
+        for leaf in _CCG_LEAF.findall(line):
+            fields = leaf.split(" ")
+            if len(fields) != 5:
+                raise XtremeError(f"{path}:{number}: leaf '(<L {leaf}>)' has {len(fields)} fields; expected 5 "
+                                  "(<L category POS POS token predicate-argument-category>)")
+            tags.append(fields[0])
+            tokens.append(fields[3])
+        if not tokens:
+            raise XtremeError(f"{path}:{number}: no '(<L ...>)' leaves in this line; expected a CCGbank AUTO "
+                              "derivation (or 'tokens<TAB>tags' lines)")
+        rows.append({"tokens": tokens, "tags": tags, "_line": number})
+    return rows
+
+
+def read_ccg_tsv(path: Path) -> list[dict]:
+    """One sentence per line: space-separated tokens, a tab, space-separated supertags (tokens alone: unlabelled)."""
+    rows, width = [], None
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            width = width or len(parts)
+            if len(parts) != width or width > 2:
+                raise XtremeError(f"{path}:{number}: expected 'tokens<TAB>tags' (or tokens alone in unlabelled "
+                                  f"files) like the lines before, found {len(parts)} tab-separated columns")
+            row = {"tokens": parts[0].split(), "_line": number}
+            if width == 2:
+                row["tags"] = parts[1].split()
+                if len(row["tags"]) != len(row["tokens"]):
+                    raise XtremeError(f"{path}:{number}: {len(row['tokens'])} tokens but {len(row['tags'])} tags; "
+                                      "expected one supertag per token")
+            rows.append(row)
+    return rows
+
+
+# --- multiple choice: each dataset's schema -> context, choices, label -----------------------------------------
+
+def _text(value, where: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise XtremeError(f"{where}: {what} is {'missing' if value is None else type(value).__name__}; expected text")
+    return value
+
+
+def _hellaswag(record: dict, where: str) -> tuple:
+    """HellaSwag (Hub and original jsonl): context = ctx_a, choice i = ctx_b + " " + endings[i], as jiant does."""
+    endings = record.get("endings")
+    if not isinstance(endings, list):
+        raise XtremeError(f"{where}: no 'endings' list")
+    ctx_b = _text(record.get("ctx_b", ""), where, "ctx_b")
+    choices = [(ctx_b + " " + _text(e, where, f"ending {i}")).strip() if e else e for i, e in enumerate(endings)]
+    return _text(record.get("ctx_a"), where, "ctx_a"), choices, record.get("label")
+
+
+def _commonsenseqa(record: dict, where: str) -> tuple:
+    """CommonsenseQA: the Hub's question/choices{label,text}/answerKey, or the original question{stem,choices}."""
+    question = record.get("question")
+    if isinstance(question, dict):  # original jsonl: {"answerKey", "question": {"stem", "choices": [{label, text}]}}
+        options = question.get("choices")
+        if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+            raise XtremeError(f"{where}: question.choices must be a list of {{label, text}} objects")
+        keys, texts = [o.get("label") for o in options], [o.get("text") for o in options]
+        question = question.get("stem")
+    else:
+        options = record.get("choices")
+        if not isinstance(options, dict) or not isinstance(options.get("label"), list):
+            raise XtremeError(f"{where}: 'choices' must be an object with 'label' and 'text' lists")
+        keys, texts = options["label"], options.get("text") or []
+    if len(keys) != len(texts) or len(set(keys)) != len(keys):
+        raise XtremeError(f"{where}: choices have labels {keys} for {len(texts)} texts; expected one text per label")
+    return _text(question, where, "question"), dict(zip(keys, texts)), record.get("answerKey")
+
+
+def _cosmosqa(record: dict, where: str) -> tuple:
+    """Cosmos QA: context = context + " " + question (jiant's input), choices answer0..answer3."""
+    context = _text(record.get("context"), where, "context") + " " + _text(record.get("question"), where, "question")
+    choices = [record.get(f"answer{i}") for i in range(10) if f"answer{i}" in record]
+    return context, choices, record.get("label")
+
+
+def _standard_choices(record: dict, where: str) -> tuple:
+    return _text(record.get("context"), where, "context"), record.get("choices"), record.get("label")
+
+
+MC_SCHEMAS = {"hellaswag": _hellaswag, "commonsenseqa": _commonsenseqa, "cosmosqa": _cosmosqa}
+SCHEMAS = (*MC_SCHEMAS, "ccg")
+
+
+def multiple_choice_row(record, task: Task, where: str) -> dict:
+    """One record of the task's schema (or the standard `context`/`choices`/`label` one) as a checked row.
+
+    Exactly `len(task.labels)` non-empty choices; the label is a choice name (`task.labels`: "0".."3", "A".."E")
+    or its index, and is left out when it is absent, "" or -1 (unlabelled test data).
+    """
+    if not isinstance(record, dict):
+        raise XtremeError(f"{where}: expected a JSON object")
+    standard = "context" in record and isinstance(record.get("choices"), list)
+    context, choices, label = (_standard_choices if standard or task.schema not in MC_SCHEMAS
+                               else MC_SCHEMAS[task.schema])(record, where)
+    names = list(task.labels)
+    if isinstance(choices, dict):  # named choices (CommonsenseQA's A-E)
+        missing = [n for n in names if n not in choices]
+        if missing or len(choices) != len(names):
+            raise XtremeError(f"{where}: choices {', '.join(map(str, choices))}; expected exactly "
+                              f"{', '.join(names)}")
+        choices = [choices[n] for n in names]
+    if not isinstance(choices, list) or len(choices) != len(names):
+        found = len(choices) if isinstance(choices, list) else "no"
+        raise XtremeError(f"{where}: {found} choices; expected {len(names)} ({task.name})")
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, str) or not choice.strip():
+            raise XtremeError(f"{where}: choice {names[i]} is missing or empty")
+    row = {"context": context, "choices": choices}
+    text = "" if label is None else str(label)
+    if text not in ("", "-1"):
+        if text in names:
+            row["label"] = names.index(text)
+        elif text.isdigit() and int(text) < len(names):
+            row["label"] = int(text)
+        else:
+            raise XtremeError(f"{where}: label {text!r} out of range; expected one of {', '.join(names)}")
+    return row
+
+
+def _checked_labels(rows: list[dict], wheres: list[str]) -> list[dict]:
+    """All rows labelled, or none (a test file): a file mixing both has a gap to report."""
+    labelled = ["label" in row for row in rows]
+    if any(labelled) and not all(labelled):
+        raise XtremeError(f"{wheres[labelled.index(False)]}: no label, though other examples have one")
+    return rows
+
+
+def read_multiple_choice(path: Path, task: Task) -> list[dict]:
+    """JSON lines (or a JSON list, or a csv with a header) in the dataset's own schema -> standard rows."""
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            records = []
+            for record in reader:
+                records.append((reader.line_num, record))
+    else:
+        records = read_json_records(path)
+    wheres = [f"{path}:{number}" for number, _ in records]
+    rows = [multiple_choice_row(record, task, where) for (_, record), where in zip(records, wheres)]
+    return _checked_labels(rows, wheres)
+
+
 def read_rows(path: str | Path, task: Task) -> list[dict]:
     path = Path(path)
+    if task.schema == "ccg":
+        rows = read_ccg(path)
+        if not rows:
+            raise XtremeError(f"{path}: no sentences found")
+        return rows
     if not path.is_file():
         raise MissingDataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise XtremeError(f"{path}: empty file")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
+    if task.kind == MULTIPLE_CHOICE:
+        rows = read_multiple_choice(path, task)
+    elif suffix in (".jsonl", ".json"):
         rows = read_json_rows(path, task)
     elif suffix == ".conllu":
         if task.kind != TAGGING:
@@ -244,7 +440,7 @@ def read_rows(path: str | Path, task: Task) -> list[dict]:
 # --- labels ---------------------------------------------------------------------------------------------------
 
 def label_names_from_rows(rows: list[dict], kind: str) -> list[str]:
-    """A label list built from training data (tasks without a fixed list, e.g. CCG supertags), sorted."""
+    """A label list built from data (tasks without a fixed list, e.g. CCG supertags), sorted."""
     column = LABEL_COLUMN[kind]
     values = Counter()
     for row in rows:
@@ -311,6 +507,8 @@ def _load_hub_dataset(source: HubSource, lang: str, hub_kwargs: dict):
     name_of_lang = LANG_NAMES.get(lang, lang)
     config = source.config.format(lang=lang, lang_name=name_of_lang) if source.config else None
     name = f"{source.path}" + (f" ({config})" if config else "") + f" split {source.split}"
+    if source.revision:
+        hub_kwargs = {**hub_kwargs, "revision": source.revision}
     try:
         dataset = load_dataset(source.path, config, split=source.split, **hub_kwargs)
     except Exception as err:  # network, missing config, auth: all end the same way for the user
@@ -384,6 +582,28 @@ def load_qa(task: Task, split: str, lang: str, paths: list[str] | None, hub_kwar
     return Dataset.from_list(rows)
 
 
+def load_multiple_choice(task: Task, split: str, lang: str, paths: list[str] | None, hub_kwargs: dict):
+    """Multiple-choice rows (context, choices, label) from local files or the Hub, in the task's schema."""
+    from datasets import Dataset
+
+    if paths is not None:
+        rows = [row for path in paths for row in read_rows(path, task)]
+    else:
+        rows = []
+        for source in task.hub_sources(split):
+            if lang != task.train_language:
+                raise MissingDataError(f"task {task.name}: no {split} data for {lang} ({source.path} is English only)")
+            dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
+            wheres = [f"{name} row {i}" for i in range(len(dataset))]
+            rows += _checked_labels([multiple_choice_row(r, task, w) for r, w in zip(dataset, wheres)], wheres)
+        if not rows:
+            raise MissingDataError(f"task {task.name}: no Hub source for the {split} split of {lang}")
+    if any("label" in row for row in rows) and not all("label" in row for row in rows):
+        raise XtremeError(f"task {task.name} {split}: some files are labelled and some are not; pool only labelled "
+                          "files for training and evaluation")
+    return Dataset.from_list([{k: v for k, v in row.items() if k != "_line"} for row in rows])
+
+
 # --- one entry point --------------------------------------------------------------------------------------------
 
 def resolve_files(task: Task, split: str, lang: str, files: list[str] | None, spec_files: dict,
@@ -426,6 +646,8 @@ def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, f
     paths = resolve_files(task, split, lang, files, spec_files or {}, data_dir)
     if task.kind == QA:
         parts = [load_qa(task, split, lang, paths, hub_kwargs or {}, skip_misaligned_answers)]
+    elif task.kind == MULTIPLE_CHOICE:
+        parts = [load_multiple_choice(task, split, lang, paths, hub_kwargs or {})]
     elif paths is not None:
         per_file = [(path, read_rows(path, task)) for path in paths]
         if labels is None:
@@ -446,12 +668,44 @@ def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, f
     return dataset, labels
 
 
+def label_names_from_files(task: Task, split_files: list[tuple[str, list[str] | None]]) -> list[str] | None:
+    """The label list of a task without a fixed one, from every tag in its local train and dev files (jiant's
+    `ccg_to_num` maps the tags of all splits, so a tag seen only in dev is a wrong prediction, not a crash).
+    None when the training data is not local. Dev files that do not exist are left to the dev loading."""
+    rows = []
+    for split, paths in split_files:
+        if paths is None:
+            if split == "train":
+                return None
+            continue
+        for path in paths:
+            try:
+                rows += read_rows(path, task)
+            except MissingDataError:
+                if split == "train":
+                    raise
+    return label_names_from_rows(rows, task.kind)
+
+
 def load_train_and_dev(task: Task, data_args, model_args, spec_files: dict):
-    """The English training and dev sets of a task (or the user's files), with the label list they use."""
+    """The English training and dev sets of a task (or the user's files), with the label list they use.
+
+    A task without a fixed label list (CCG, a spec without `labels`) gets the sorted tags of its train and dev files.
+    """
     common = {"spec_files": spec_files, "data_dir": data_args.data_dir,
               "hub_kwargs": {"cache_dir": model_args.cache_dir, "token": model_args.token},
               "skip_misaligned_answers": data_args.skip_misaligned_answers}
-    train, labels = load_split(task, "train", task.train_language, list(task.labels) if task.labels else None,
+    labels = list(task.labels) if task.labels else None
+    if labels is None and task.kind in LABEL_COLUMN:
+        split_files = [("train", resolve_files(task, "train", task.train_language, data_args.train_file, spec_files,
+                                               data_args.data_dir))]
+        try:
+            split_files.append(("dev", resolve_files(task, "dev", task.train_language, data_args.validation_file,
+                                                     spec_files, data_args.data_dir)))
+        except XtremeError:  # no dev layout: the dev loading below says so
+            pass
+        labels = label_names_from_files(task, split_files)
+    train, labels = load_split(task, "train", task.train_language, labels,
                                files=data_args.train_file, max_samples=data_args.max_train_samples, **common)
     try:
         dev, _ = load_split(task, "dev", task.train_language, labels, files=data_args.validation_file,

@@ -11,10 +11,10 @@ import json
 from .cache import cached_map
 from .errors import XtremeError
 from .metrics import classification_metrics, tagging_metrics
-from .preprocess import classification_features, reassemble_tagging, tagging_features
+from .preprocess import classification_features, multiple_choice_features, reassemble_tagging, tagging_features
 from .qa import postprocess_qa_predictions, prepare_eval_features, prepare_train_features
-from .qa_metrics import mlqa_scores, squad_scores
-from .tasks import CLASSIFICATION, QA, TAGGING
+from .qa_metrics import mlqa_scores, squad_scores, squad_v2_scores
+from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 from .training import predict_in_order
 
 
@@ -98,19 +98,66 @@ class QuestionAnswering:
 
     def evaluate(self, trainer, examples, features, task, lang, labels, args):
         start_logits, end_logits = predict_in_order(trainer, features)
-        predictions, _ = postprocess_qa_predictions(examples, features, start_logits, end_logits,
-                                                    n_best_size=args.n_best_size,
-                                                    max_answer_length=args.max_answer_length)
+        spans, null_diffs = postprocess_qa_predictions(examples, features, start_logits, end_logits,
+                                                       n_best_size=args.n_best_size,
+                                                       max_answer_length=args.max_answer_length)
         references = dict(zip(examples["id"], (a["text"] for a in examples["answers"])))
-        metrics = None
-        if any(references.values()):
+        metrics, predictions = None, spans
+        if task.version_2_with_negative:
+            # SQuAD 2.0: "" where null score - best span score > threshold (postprocess_qa_predictions' rule). The
+            # metric gets the best spans with the null differences, so it also reports the dev-optimal threshold
+            # (best_f1_thresh) for --null_score_diff_threshold; its exact/f1 are those of `predictions`.
+            threshold = args.null_score_diff_threshold
+            predictions = {qid: "" if null_diffs[qid] > threshold else text for qid, text in spans.items()}
+            metrics = squad_v2_scores(spans, references, na_probs=null_diffs, null_threshold=threshold)
+            metrics["score"] = (metrics["exact"] + metrics["f1"]) / 2
+        elif any(references.values()):
             metrics = (mlqa_scores(predictions, references, lang) if task.metric == "mlqa"
                        else squad_scores(predictions, references))
             metrics["score"] = (metrics["exact_match"] + metrics["f1"]) / 2
         return metrics, json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
 
 
-KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering()}
+class MultipleChoiceCollator:
+    """Pads a batch of multiple-choice features to [batch, num_choices, longest pair in the batch]."""
+
+    model_inputs = ("input_ids", "attention_mask", "token_type_ids")
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+        self.tokenizer, self.pad_to_multiple_of = tokenizer, pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        keys = [k for k in self.model_inputs if k in features[0]]
+        num_choices = len(features[0]["input_ids"])
+        if any(len(f["input_ids"]) != num_choices for f in features):
+            raise XtremeError("multiple choice: examples of one batch have different numbers of choices")
+        flat = [{k: f[k][i] for k in keys} for f in features for i in range(num_choices)]
+        batch = self.tokenizer.pad(flat, padding=True, pad_to_multiple_of=self.pad_to_multiple_of,
+                                   return_tensors="pt")
+        batch = {k: v.view(len(features), num_choices, -1) for k, v in batch.items()}
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        return batch
+
+
+class MultipleChoice(Classification):
+    """One score per (context, choice) pair, softmax over the choices (HellaSwag, CommonsenseQA, Cosmos QA).
+
+    Labels are the task's choice names ("0".."3", "A".."E"), predictions are written one name per line.
+    """
+
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
+        return _map(dataset, multiple_choice_features, args, desc,
+                    fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
+
+    def collator(self, tokenizer, training_args):
+        return MultipleChoiceCollator(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+
+
+KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering(),
+         MULTIPLE_CHOICE: MultipleChoice()}
 
 
 def get_kind(task, args=None):

@@ -41,11 +41,14 @@ def classification_metrics(predictions, references) -> dict:
 
 
 def tagging_metrics(references: list[list[str]], predictions: list[list[str]], metric: str = "f1") -> dict:
-    """seqeval span F1 (XTREME's PAN-X and UD-POS number) and word-level accuracy beside it."""
+    """seqeval span F1 (XTREME's PAN-X and UD-POS number) and word-level accuracy beside it.
+
+    With `metric="accuracy"` (CCG supertags, which have no spans) only the word-level accuracy is computed.
+    """
     for ref, pred in zip(references, predictions):
         if len(ref) != len(pred):
             raise ValueError(f"sentence with {len(ref)} gold tags but {len(pred)} predictions")
-    scores = seqeval_scores(references, predictions)
+    scores = {} if metric == "accuracy" else seqeval_scores(references, predictions)
     scores["accuracy"] = accuracy([t for s in predictions for t in s], [t for s in references for t in s])
     scores["score"] = scores[metric]
     return scores

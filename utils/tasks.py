@@ -55,6 +55,7 @@ class HubSource:
     columns: dict = field(default_factory=dict)
     label_names: tuple | None = None  # names of integer labels when the Hub column is not a ClassLabel
     id_prefix: str | None = None
+    revision: str | None = None  # e.g. "refs/convert/parquet" for datasets whose main branch is a loading script
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Task:
     hub: dict = field(default_factory=dict)  # split -> tuple of HubSource (pooled)
     columns: dict = field(default_factory=dict)  # our column -> its name in local files with a header
     int_labels: tuple | None = None  # names of integer labels in Hub-schema files, when not `labels`' order
+    schema: str | None = None  # record format of its files and Hub rows when not the kind's own (data.SCHEMAS)
+    version_2_with_negative: bool = False  # QA: questions may have no answer (SQuAD 2.0)
     description: str = ""
 
     def hub_sources(self, split: str) -> tuple:
@@ -178,6 +181,41 @@ register(Task(
          "dev": (_anli("dev_r1"), _anli("dev_r2"), _anli("dev_r3"))},
     description="ANLI+: ANLI R1-R3 + MNLI + SNLI pooled into one 3-way NLI task (SNLI label -1 dropped); "
                 "dev = ANLI R1-R3 dev."))
+
+register(Task(
+    "squad_v1", QA, "squad", local=_SQUAD_LOCAL, hub=_SQUAD,
+    description="SQuAD v1.1 extractive QA (dev = the official dev set), scored by EM/F1."))
+register(Task(
+    "squad_v2", QA, "squad_v2", version_2_with_negative=True,
+    local={"train": "squad/train-v2.0.json", "dev": "squad/dev-v2.0.json"},
+    hub={"train": (HubSource("rajpurkar/squad_v2", None, "train"),),
+         "dev": (HubSource("rajpurkar/squad_v2", None, "validation"),)},
+    description="SQuAD 2.0: span QA with unanswerable questions (trained to point at CLS; predicted \"\" when the null "
+                "score beats the best span by more than --null_score_diff_threshold); official v2 metrics."))
+_CHOICE_IDS = ("0", "1", "2", "3")
+register(Task(
+    "hellaswag", MULTIPLE_CHOICE, "accuracy", labels=_CHOICE_IDS, schema="hellaswag",
+    local={"train": "hellaswag/hellaswag_train.jsonl", "dev": "hellaswag/hellaswag_val.jsonl"},
+    hub={"train": (HubSource("Rowan/hellaswag", None, "train"),),
+         "dev": (HubSource("Rowan/hellaswag", None, "validation"),)},
+    description="HellaSwag, 4-way: context = ctx_a, choice i = ctx_b + \" \" + endings[i] (jiant's input)."))
+register(Task(
+    "commonsenseqa", MULTIPLE_CHOICE, "accuracy", labels=("A", "B", "C", "D", "E"), schema="commonsenseqa",
+    local={"train": "commonsenseqa/train_rand_split.jsonl", "dev": "commonsenseqa/dev_rand_split.jsonl"},
+    hub={"train": (HubSource("tau/commonsense_qa", None, "train"),),
+         "dev": (HubSource("tau/commonsense_qa", None, "validation"),)},
+    description="CommonsenseQA, 5-way: context = the question, choices A-E (dev = validation; test is unlabelled)."))
+register(Task(
+    "cosmosqa", MULTIPLE_CHOICE, "accuracy", labels=_CHOICE_IDS, schema="cosmosqa",
+    local={"train": "cosmosqa/train.jsonl", "dev": "cosmosqa/valid.jsonl"},
+    hub={s: (HubSource("allenai/cosmos_qa", None, hs, revision="refs/convert/parquet"),)
+         for s, hs in (("train", "train"), ("dev", "validation"))},
+    description="Cosmos QA, 4-way: context = context + \" \" + question (jiant's input), choices answer0-3."))
+register(Task(
+    "ccg", TAGGING, "accuracy", schema="ccg",
+    local={s: f"ccg/ccg.{s}" for s in SPLITS},
+    description="CCG supertagging (CCGbank, LDC2005T13; local files only): first sub-token of each word tagged; "
+                "the tag list is built from the training and dev files, as jiant's ccg_to_num does."))
 
 _SPEC_KEYS = {"name", "kind", "metric", "languages", "labels", "train_language", "files", "columns"}
 
