@@ -153,6 +153,22 @@ def test_multiple_choice_schemas():
     assert cosmos[0]["choices"] == [record[f"answer{i}"] for i in range(4)] and cosmos[0]["label"] == record["label"]
 
 
+def test_multiple_choice_from_the_hub_schema(monkeypatch):
+    """Hub rows go through the same schema readers; Cosmos QA is read from the Hub's parquet conversion branch."""
+    import datasets
+
+    rows = [json.loads(line) for line in (F / "cosmosqa/valid.jsonl").read_text().splitlines()]
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, config, split, **kw: calls.append(
+        (path, split, kw.get("revision"))) or datasets.Dataset.from_list(rows))
+    dev, _ = load_split(TASKS["cosmosqa"], "dev", "en", list(TASKS["cosmosqa"].labels))
+    assert calls == [("allenai/cosmos_qa", "validation", "refs/convert/parquet")]
+    assert dev["label"] == [r["label"] for r in rows] and dev[0]["context"].endswith(rows[0]["question"])
+    rows = [{**rows[0], "answer3": ""}]
+    with pytest.raises(XtremeError, match=r"allenai/cosmos_qa split validation row 0: choice 3 is missing or empty"):
+        load_split(TASKS["cosmosqa"], "dev", "en", list(TASKS["cosmosqa"].labels))
+
+
 def test_squad_v2_keeps_unanswerable_questions_pointing_at_cls(tiny_tokenizer):
     rows, _ = load_split(TASKS["squad_v2"], "train", "en", None, files=[str(F / "squad_v2/train-v2.0.json")])
     unanswerable = [r for r in rows if not r["answers"]["text"]]
