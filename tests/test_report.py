@@ -13,7 +13,7 @@ import math
 import shutil
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 from utils.errors import XtremeError
 from utils.report import (MISSING, Summary, discover, language_score, main, write_report, xtreme_scores)
@@ -185,3 +185,282 @@ def test_results_outside_the_grid_layout_get_per_run_tables(tmp_path):
     summary: Summary = done["summary"]
     assert len(summary.results) == 1 and not summary.grid
     assert "## mnli-pawsx" in (tmp_path / "out" / "runs.md").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- aligned vs base (issue 9)
+#
+# tests/fixtures/results/pairs: the pair `qwen2.5-0.5b` = base `qwen` + aligned `qwen-instruct` (grid_state.json and
+# every step.json say so), settings none and mnli, targets xnli and pawsx (udpos planned, never run), seeds 1 and 2,
+# test split, two languages (de = score - 2, en = score + 2):
+#
+#                    none xnli  none pawsx  mnli xnli  mnli pawsx   gains (mnli - none, per seed)
+#   qwen             60, 62     70, 72      64, 68     71, 75       xnli 4, 6 (5 ± √2)    pawsx 1, 3 (2 ± √2)
+#   qwen-instruct    65, 65     74, 76      66, 67     77, —        xnli 1, 2 (1.5 ± √½)  pawsx 3 (seed 1 only)
+
+PAIRS = FIXTURES / "results" / "pairs"
+
+
+def write_result(run_dir, backbone, setting, seed, target, score, group=None, pair=None, task=None):
+    """One phase-3 results file (two languages around `score`) and its step record, as the grid writes them."""
+    import json
+
+    d = run_dir / backbone / setting / f"seed{seed}" / target / "phase3"
+    (d / "results").mkdir(parents=True, exist_ok=True)
+    langs = {"de": score - 2.0, "en": score + 2.0}
+    (d / "results" / f"{task or target}.json").write_text(json.dumps({
+        "task": task or target, "split": "test",
+        "languages": {lang: {"accuracy": v, "score": v} for lang, v in langs.items()},
+        "skipped": {}}), encoding="utf-8")
+    (d / "step.json").write_text(json.dumps({
+        "phase": 3, "backbone": {"name": backbone, "path": f"hub/{backbone}", "group": group, "pair": pair},
+        "intermediate": setting, "seed": seed, "target": target, "task": task or target}), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pair_report(tmp_path_factory):
+    return write_report(PAIRS, tmp_path_factory.mktemp("pair_report"))
+
+
+def test_pairs_come_from_the_plan_records(pair_report):
+    s: Summary = pair_report["summary"]
+    assert [(p.name, p.base, p.aligned) for p in s.pairs] == [("qwen2.5-0.5b", "qwen", "qwen-instruct")]
+    assert s.pair_notes == []
+
+
+def test_pair_gains_per_setting_and_their_difference(pair_report):
+    s: Summary = pair_report["summary"]
+    pair = s.pairs[0]
+    xnli = s.pair_gains(pair, "mnli", "xnli")
+    assert xnli.base.per_seed == {1: 4, 2: 6} and xnli.base.mean == 5
+    assert xnli.base.std == pytest.approx(math.sqrt(2))
+    assert xnli.aligned.per_seed == {1: 1, 2: 2} and xnli.aligned.mean == 1.5
+    assert xnli.aligned.std == pytest.approx(math.sqrt(0.5))
+    assert xnli.diff == -3.5  # aligned - base: the difference of the mean gains
+    assert xnli.std == pytest.approx(math.sqrt(2 + 0.5))  # sqrt(std_base^2 + std_aligned^2)
+    assert xnli.se == pytest.approx(math.sqrt(2 / 2 + 0.5 / 2))  # standard error of the difference of the means
+    rows = read_csv(pair_report["out"] / "pairs.csv")
+    r = row(rows, target="xnli", intermediate="mnli")
+    assert (r["pair"], r["base_backbone"], r["aligned_backbone"]) == ("qwen2.5-0.5b", "qwen", "qwen-instruct")
+    assert float(r["base_gain"]) == 5 and float(r["base_gain_std"]) == pytest.approx(math.sqrt(2), abs=1e-3)
+    assert float(r["aligned_gain"]) == 1.5 and float(r["aligned_gain_std"]) == pytest.approx(math.sqrt(.5), abs=1e-3)
+    assert float(r["diff"]) == -3.5 and float(r["diff_std"]) == pytest.approx(math.sqrt(2.5), abs=1e-3)
+    assert (r["base_n"], r["aligned_n"]) == ("2", "2")
+    assert float(r["base_baseline"]) == 61 and float(r["base_score"]) == 66
+    assert float(r["aligned_baseline"]) == 65 and float(r["aligned_score"]) == 66.5
+
+
+def test_pair_missing_seeds_and_cells_stay_missing(pair_report, tmp_path):
+    s: Summary = pair_report["summary"]
+    pair = s.pairs[0]
+    # aligned mnli -> pawsx has seed 1 only: a gain over one seed (77 - 74), no std, so no combined spread
+    pawsx = s.pair_gains(pair, "mnli", "pawsx")
+    assert pawsx.aligned.per_seed == {1: 3} and pawsx.aligned.std is None
+    assert pawsx.base.mean == 2 and pawsx.diff == 1 and pawsx.std is None and pawsx.se is None
+    rows = read_csv(pair_report["out"] / "pairs.csv")
+    r = row(rows, target="pawsx", intermediate="mnli")
+    assert r["aligned_gain_std"] == "" and r["aligned_n"] == "1" and r["diff_std"] == "" and float(r["diff"]) == 1
+    # udpos was planned but never ran: every value missing, never 0
+    udpos = row(rows, target="udpos", intermediate="mnli")
+    assert all(udpos[k] == "" for k in ("base_gain", "aligned_gain", "diff", "diff_std", "base_baseline"))
+    assert row(rows, target="udpos", intermediate="best")["base_setting"] == ""
+    # a whole cell gone (aligned mnli -> pawsx): its gain and the difference are missing, the base gain stays
+    run_dir = tmp_path / "pairs"
+    shutil.copytree(PAIRS, run_dir)
+    shutil.rmtree(run_dir / "qwen-instruct" / "mnli" / "seed1" / "pawsx")
+    s2 = Summary(discover(run_dir), run_dir)
+    pawsx = s2.pair_gains(s2.pairs[0], "mnli", "pawsx")
+    assert pawsx.aligned.mean is None and pawsx.aligned.score is None and pawsx.diff is None
+    assert pawsx.base.mean == 2
+    best = s2.pair_gains(s2.pairs[0], None, "pawsx")
+    assert best.aligned.setting is None and best.aligned.mean is None and best.diff is None
+    assert best.aligned.baseline == 75  # the baseline is still there
+    avg = s2.pair_average(s2.pairs[0], None)
+    assert avg["targets"] == ["xnli"] and avg["diff"] == -3.5  # averages only where both gains exist
+    # a seed whose baseline is missing has no gain (not a gain over 0)
+    shutil.rmtree(run_dir / "qwen" / "none" / "seed2" / "xnli")
+    s3 = Summary(discover(run_dir), run_dir)
+    assert s3.gain("qwen", "mnli", "xnli").per_seed == {1: 4}
+
+
+def test_pair_best_setting_per_target_is_each_backbones_own(tmp_path):
+    run_dir = tmp_path / "pairs"
+    shutil.copytree(PAIRS, run_dir)
+    meta = {"qwen": ("base", "qwen2.5-0.5b"), "qwen-instruct": ("aligned", "qwen2.5-0.5b")}
+    for bb, scores in (("qwen", (61, 63)), ("qwen-instruct", (69, 71))):  # squad_v1 -> xnli
+        for seed, score in zip((1, 2), scores):
+            write_result(run_dir, bb, "squad_v1", seed, "xnli", score, *meta[bb])
+    done = write_report(run_dir, tmp_path / "out")
+    s: Summary = done["summary"]
+    pair = s.pairs[0]
+    best = s.pair_gains(pair, None, "xnli")
+    # base: mnli (66) beats squad_v1 (62); aligned: squad_v1 (70) beats mnli (66.5)
+    assert best.base.setting == "mnli" and best.base.mean == 5
+    assert best.aligned.setting == "squad_v1" and best.aligned.per_seed == {1: 4, 2: 6}
+    assert best.diff == 0 and best.std == pytest.approx(2.0)  # sqrt(2 + 2): a real zero, with its spread
+    squad = s.pair_gains(pair, "squad_v1", "xnli")
+    assert squad.base.per_seed == {1: 1, 2: 1} and squad.base.std == 0 and squad.diff == 4
+    assert s.pair_gains(pair, "squad_v1", "pawsx").diff is None  # never ran
+    avg = s.pair_average(pair, None)  # pawsx: base mnli +2, aligned mnli +3 (seed 1)
+    assert avg["n_targets"] == 2 and avg["base"] == 3.5 and avg["aligned"] == 4 and avg["diff"] == 0.5
+    rows = read_csv(done["out"] / "pairs.csv")
+    r = row(rows, target="xnli", intermediate="best")
+    assert (r["base_setting"], r["aligned_setting"]) == ("mnli", "squad_v1")
+    assert float(r["diff"]) == 0 and float(r["diff_std"]) == 2
+    a = row(rows, target="average", intermediate="best")
+    assert float(a["base_gain"]) == 3.5 and float(a["aligned_gain"]) == 4 and float(a["diff"]) == .5
+    assert a["n_targets"] == "2"
+    text = (done["out"] / "report.md").read_text(encoding="utf-8")
+    assert ("| xnli | 61.0 ± 1.4† | mnli | +5.0 ± 1.4 | 65.0 ± 0.0† | squad_v1 | +5.0 ± 1.4 | +0.0 ± 2.0 |"
+            in text)
+
+
+def test_pair_markdown_table(pair_report):
+    text = (pair_report["out"] / "report.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert "### Pair `qwen2.5-0.5b`: base `qwen` vs aligned `qwen-instruct`" in lines
+    best = lines[lines.index("#### Best intermediate setting per target") + 2:]
+    best = best[:best.index("")]
+    assert best[0] == ("| target | base: none | base: best | base gain | aligned: none | aligned: best | aligned gain "
+                       "| aligned − base |")
+    assert best[2:] == [
+        "| pawsx | 71.0 ± 1.4† | mnli | +2.0 ± 1.4 | 75.0 ± 1.4† | mnli | +3.0 (1 seed) | +1.0 |",
+        "| xnli | 61.0 ± 1.4† | mnli | +5.0 ± 1.4 | 65.0 ± 0.0† | mnli | +1.5 ± 0.7 | -3.5 ± 1.6 |",
+        "| udpos | — | — | — | — | — | — | — |",
+        "| **average** (2 targets) |  |  | +3.5 |  |  | +2.2 | **-1.2** |"]
+    per = lines[lines.index("#### Gain per intermediate setting") + 2:]
+    per = per[:per.index("")]
+    assert per[0] == "| target | intermediate | base gain | aligned gain | aligned − base |"
+    assert per[2:] == ["| pawsx | mnli | +2.0 ± 1.4 | +3.0 (1 seed) | +1.0 |",
+                       "| xnli | mnli | +5.0 ± 1.4 | +1.5 ± 0.7 | -3.5 ± 1.6 |",
+                       "| udpos | mnli | — | — | — |",
+                       "| **average** (2 targets) | mnli | +3.5 | +2.2 | **-1.2** |"]
+    # the comparison comes before the per-backbone sections, which are unchanged
+    assert lines.index("## Aligned vs base: the gain from intermediate training") < lines.index("## qwen")
+
+
+def test_pair_plot_is_written(pair_report):
+    png = pair_report["out"] / "pairs_qwen2.5-0.5b.png"
+    data = png.read_bytes()
+    assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png in pair_report["plots"]
+
+
+def test_without_pairs_nothing_changes(report):
+    out = report["out"]
+    assert not (out / "pairs.csv").exists() and not list(out.glob("pairs_*.png"))
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "Aligned vs base" not in text and "aligned" not in text
+    assert report["summary"].pairs == []
+
+
+def test_pairs_from_step_records_and_incomplete_pairs(tmp_path, capsys):
+    run_dir = tmp_path / "pairs"
+    shutil.copytree(PAIRS, run_dir)
+    (run_dir / "grid_state.json").unlink()  # the step records alone say which backbones pair up
+    s = Summary(discover(run_dir), run_dir)
+    assert [(p.base, p.aligned) for p in s.pairs] == [("qwen", "qwen-instruct")]
+    assert s.pair_gains(s.pairs[0], "mnli", "xnli").diff == -3.5
+    assert main([str(run_dir)]) == 0
+    assert "pair qwen2.5-0.5b: gain of the best intermediate setting per target, base qwen +3.5, aligned " \
+           "qwen-instruct +2.2, aligned - base -1.2 over 2 target(s)" in capsys.readouterr().out
+    # a pair with only its base in the records is reported as left out, not compared with nothing
+    shutil.rmtree(run_dir / "qwen-instruct")
+    done = write_report(run_dir, tmp_path / "out")
+    assert done["summary"].pairs == [] and not (tmp_path / "out" / "pairs.csv").exists()
+    assert "pair `qwen2.5-0.5b` left out: expected one base and one aligned backbone, found base qwen, aligned —" \
+           in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_pair_retrieval_baseline_serves_every_seed(tmp_path):
+    """The grid evaluates a retrieval target's `none` (the pretrained model) for the first seed only."""
+    for bb, group, none, mnli in (("b", "base", 40, (50, 54)), ("a", "aligned", 45, (46, 46))):
+        write_result(tmp_path, bb, "none", 1, "tatoeba", none, group, "p")
+        for seed, score in zip((1, 2), mnli):
+            write_result(tmp_path, bb, "mnli", seed, "tatoeba", score, group, "p")
+    s = Summary(discover(tmp_path), tmp_path)
+    d = s.pair_gains(s.pairs[0], "mnli", "tatoeba")
+    assert d.base.per_seed == {1: 10, 2: 14} and d.aligned.per_seed == {1: 1, 2: 1}
+    assert d.diff == -11 and d.std == pytest.approx(math.sqrt(8))
+    # a trained target's baseline is per seed: seed 2 without one has no gain
+    for bb, group in (("b", "base"), ("a", "aligned")):
+        write_result(tmp_path, bb, "none", 1, "pawsx", 70, group, "p")
+        for seed in (1, 2):
+            write_result(tmp_path, bb, "mnli", seed, "pawsx", 72, group, "p")
+    s = Summary(discover(tmp_path), tmp_path)
+    assert s.gain("b", "mnli", "pawsx").per_seed == {1: 2}
+
+
+# ------------------------------------------------------------------------ the copy-paste base/aligned plan
+
+def test_qwen_pair_plan_dry_run(capsys):
+    from utils.grid import build_steps, load_plan
+    from utils.grid import main as grid_main
+
+    plan_path = ROOT / "plans" / "qwen_base_vs_instruct.yaml"
+    assert grid_main([str(plan_path), "--dry-run", "--output-dir", "/nonexistent/qwen"]) == 0
+    text = capsys.readouterr().out
+    # per backbone: none 4 trained targets x 3 seeds x (phase 2 + 3) + tatoeba once; mnli and squad_v1: 3 phase 1,
+    # 24 phase 2/3, 3 tatoeba each -> 25 + 30 + 30 = 85
+    assert "170 step(s)" in text and text.count("would run") == 170
+    plan = load_plan(str(plan_path))
+    assert [(b.path, b.group, b.pair) for b in plan.backbones] == [
+        ("Qwen/Qwen2.5-0.5B", "base", "qwen2.5-0.5b"), ("Qwen/Qwen2.5-0.5B-Instruct", "aligned", "qwen2.5-0.5b")]
+    assert plan.seeds == [1, 2, 3] and [x.name for x in plan.intermediates] == ["none", "mnli", "squad_v1"]
+    assert [t.name for t in plan.targets] == ["xnli", "pawsx", "panx", "xquad", "tatoeba"]
+    steps = build_steps(plan)
+    for step in steps:
+        argv = step.argv
+        assert flag_value(argv, "--bf16") == "true"
+        if step.phase in (1, 2):
+            assert flag_value(argv, "--learning_rate") == "2e-05"
+        if step.task == "tatoeba":
+            assert flag_value(argv, "--pooling") == "last"
+        else:
+            assert "--pooling" not in argv
+    # both backbones run the same commands but for the model
+    by_backbone = {}
+    for step in steps:
+        key = step.id.split(":")[0], step.id.split("/", 1)[1]
+        by_backbone.setdefault(key, []).append(step.backbone.name)
+    assert all(v == ["qwen2.5-0.5b", "qwen2.5-0.5b-instruct"] for v in by_backbone.values())
+
+
+def test_qwen_pair_plan_flags_parse_in_their_scripts(monkeypatch):
+    """Every command's flags are known to its script's argument parser (argparse level: nothing is loaded)."""
+    import importlib
+
+    from transformers import HfArgumentParser
+
+    from utils.grid import build_steps, load_plan
+
+    class Parsed(Exception):
+        pass
+
+    steps = build_steps(load_plan(str(ROOT / "plans" / "qwen_base_vs_instruct.yaml")))
+    seen = set()
+    for step in steps:
+        i = next(i for i, a in enumerate(step.argv) if a.endswith(".py"))
+        script, args = step.argv[i].rsplit("/", 1)[-1][:-3], step.argv[i + 1:]
+        key = (script, tuple(a for a in args if a.startswith("--")), step.task)
+        if key in seen:
+            continue
+        seen.add(key)
+        module = importlib.import_module(script)
+
+        def parse(*dataclasses, args=args):
+            raise Parsed(HfArgumentParser(dataclasses).parse_args(args))
+
+        monkeypatch.setattr(module, "parse_args", parse)
+        with pytest.raises(Parsed) as parsed:
+            module.main()
+        namespace = parsed.value.args[0]
+        assert namespace.bf16 is True
+        if step.phase < 3:
+            assert namespace.seed == step.seed and namespace.learning_rate == 2e-5
+        if step.task == "tatoeba":
+            assert namespace.pooling == "last"
+    assert {k[0] for k in seen} == {"run_intermediate", "run_target", "run_xtreme_eval"}
+
+
+def flag_value(argv, name):
+    return argv[argv.index(name) + 1]

@@ -16,6 +16,15 @@ reported per run only. Writes to `--out` (default RUN_DIR/report):
 - PNG: `heatmap_{backbone}.png` (gains, setting x target) and `languages_{backbone}_{target}.png` (per-language
   scores of the baseline and the intermediate settings).
 
+When the plan grouped backbones into pairs (`group: base|aligned`, `pair: NAME`, recorded in `grid_state.json` and
+each `step.json`), the report adds the aligned-vs-base comparison: per pair and target, the gain from intermediate
+training of each backbone (per setting, and for each backbone's best setting per target) and the difference of the
+gains, aligned minus base (`report.md`, `pairs.csv`, `pairs_{pair}.png`). A gain is taken per seed, paired by seed
+(a retrieval target's baseline is the pretrained model, evaluated once, and serves every seed), then mean +- std
+over seeds; the difference is the difference of the mean gains +- sqrt(std_base^2 + std_aligned^2), the spread of
+the difference between one aligned and one base run (`pairs.csv` also has its standard error,
+sqrt(std_base^2/n_base + std_aligned^2/n_aligned)). Without pairs, none of this is written.
+
 XTREME's rules (`evaluate.py`): a task's score is the plain mean over its languages of the per-language score
 (accuracy for XNLI/PAWS-X/Tatoeba, F1 for UD-POS/PAN-X/BUCC, (EM + F1)/2 for the QA tasks); the overall score is
 the mean of the nine task scores; the category means are over classification (pawsx, xnli), structured prediction
@@ -49,6 +58,8 @@ SHORT = {"classification": "class.", "structured prediction": "struct.", "questi
 MISSING = "—"
 PARTIAL = "†"
 GRID_STATE = "grid_state.json"
+RETRIEVAL_TASKS = ("bucc2018", "tatoeba")  # phase 3 on the phase-1 model; for the baseline, the pretrained model
+GROUPS = ("base", "aligned")
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -186,6 +197,66 @@ class Cell:
     def n(self):
         return len([s for s in self.scores if s is not None])
 
+    @property
+    def by_seed(self) -> dict:
+        return {seed: score for seed, score in zip(self.seeds, self.scores) if score is not None}
+
+
+@dataclass
+class Pair:
+    """A base backbone and its aligned (instruction/RLHF-tuned) version, as the plan grouped them."""
+    name: str
+    base: str
+    aligned: str
+
+
+@dataclass
+class Gain:
+    """The gain of one intermediate setting over the baseline for one (backbone, target), per seed."""
+    setting: str | None
+    per_seed: dict  # seed -> setting's score - baseline's score (same seed)
+    score: float | None = None  # the setting's mean score over its seeds
+    baseline: float | None = None  # the baseline's mean score
+
+    @property
+    def mean(self):
+        return mean(self.per_seed.values())
+
+    @property
+    def std(self):
+        return stdev(self.per_seed.values())
+
+    @property
+    def n(self):
+        return len(self.per_seed)
+
+
+@dataclass
+class GainDiff:
+    """aligned gain - base gain: the difference of the mean gains, with a combined spread."""
+    base: Gain
+    aligned: Gain
+
+    @property
+    def diff(self):
+        a, b = self.aligned.mean, self.base.mean
+        return None if a is None or b is None else a - b
+
+    @property
+    def std(self):
+        """sqrt(std_a^2 + std_b^2): the spread of (one aligned run's gain - one base run's gain) over seeds, for
+        independent runs; missing unless both gains have a std (2+ seeds)."""
+        a, b = self.aligned.std, self.base.std
+        return None if self.diff is None or a is None or b is None else math.sqrt(a * a + b * b)
+
+    @property
+    def se(self):
+        """The standard error of the difference of the means: sqrt(std_a^2/n_a + std_b^2/n_b)."""
+        a, b = self.aligned, self.base
+        if self.diff is None or a.std is None or b.std is None:
+            return None
+        return math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+
 
 class Summary:
     def __init__(self, results: list[Result], run_dir: Path, baseline: str = "none"):
@@ -215,6 +286,31 @@ class Summary:
                     for lang, score in r.scores.items():
                         per_lang.setdefault(lang, []).append(score)
             cell.languages = {lang: mean(v) for lang, v in per_lang.items()}
+        self.target_tasks = {t.get("name"): t.get("task") for t in self.state.get("targets") or []
+                             if isinstance(t, dict)}
+        self.target_tasks.update({r.target: r.task for r in self.grid})
+        self.pairs, self.pair_notes = self._pairs()
+
+    def _pairs(self) -> tuple[list[Pair], list[str]]:
+        """The plan's base/aligned pairs, from grid_state.json's backbones and the step records together."""
+        records = [b for b in self.state.get("backbones") or [] if isinstance(b, dict)]
+        records += [r.step["backbone"] for r in self.grid if r.step and isinstance(r.step.get("backbone"), dict)]
+        members: dict[str, dict[str, list]] = {}
+        for rec in records:
+            name, group, pair = rec.get("name"), rec.get("group"), rec.get("pair")
+            if name and pair is not None and group in GROUPS:
+                names = members.setdefault(str(pair), {g: [] for g in GROUPS})[group]
+                if name not in names:
+                    names.append(name)
+        pairs, notes = [], []
+        for pair, groups in members.items():
+            if len(groups["base"]) == 1 and len(groups["aligned"]) == 1:
+                pairs.append(Pair(pair, groups["base"][0], groups["aligned"][0]))
+            else:
+                base, aligned = (", ".join(groups[g]) or MISSING for g in GROUPS)
+                notes.append(f"pair `{pair}` left out: expected one base and one aligned backbone, found base "
+                             f"{base}, aligned {aligned}")
+        return pairs, notes
 
     @staticmethod
     def _order(found: list, planned: list, first: str | None = None) -> list:
@@ -255,6 +351,41 @@ class Summary:
             return None, None
         value, setting = max(candidates, key=lambda x: x[0])
         return setting, value
+
+    def gain(self, backbone, setting, target) -> Gain:
+        """The setting's gain over the baseline per seed, paired by seed. A retrieval target's baseline is the
+        pretrained model (seed-independent; the grid evaluates it for the first seed only): its mean serves every
+        seed that has no baseline result of its own. A seed without both scores has no gain (missing, not 0)."""
+        cell, base = self.cell(backbone, setting, target), self.cell(backbone, self.baseline, target)
+        per_seed = {}
+        if cell and base and setting is not None:
+            baseline = base.by_seed
+            fixed = self.target_tasks.get(target, target) in RETRIEVAL_TASKS
+            for seed, score in cell.by_seed.items():
+                b = baseline.get(seed, base.mean if fixed else None)
+                if b is not None:
+                    per_seed[seed] = score - b
+        return Gain(setting, per_seed, cell.mean if cell else None, base.mean if base else None)
+
+    def best_gain(self, backbone, target) -> Gain:
+        """The gain of the backbone's own best setting for the target (chosen on mean score, as `best`)."""
+        setting, _ = self.best(backbone, target)
+        if setting is None:
+            return Gain(None, {}, None, self.value(backbone, self.baseline, target))
+        return self.gain(backbone, setting, target)
+
+    def pair_gains(self, pair: Pair, setting: str | None, target) -> GainDiff:
+        """Base and aligned gains for `setting` (None: each backbone's best setting for the target)."""
+        if setting is None:
+            return GainDiff(self.best_gain(pair.base, target), self.best_gain(pair.aligned, target))
+        return GainDiff(self.gain(pair.base, setting, target), self.gain(pair.aligned, setting, target))
+
+    def pair_average(self, pair: Pair, setting: str | None) -> dict:
+        """Mean over the targets where both backbones have a gain: base, aligned and their difference."""
+        both = {t: d for t in self.targets if (d := self.pair_gains(pair, setting, t)).diff is not None}
+        return {"base": mean(d.base.mean for d in both.values()),
+                "aligned": mean(d.aligned.mean for d in both.values()), "diff": mean(d.diff for d in both.values()),
+                "n_targets": len(both), "targets": list(both)}
 
     def best_summary(self, backbone) -> dict:
         """The paper's view: the best intermediate setting per target against the baseline, averaged."""
@@ -328,6 +459,7 @@ def report_markdown(s: Summary) -> list[str]:
     if not s.grid:
         lines += ["No results in the grid layout (`{backbone}/{intermediate}/seed{s}/{target}/phase3`): see "
                   "`runs.md` for the per-run tables.", ""]
+    lines += pairs_markdown(s)
     for bb in s.backbones:
         targets = s.targets
         lines += [f"## {bb}", "", "### XTREME scores per intermediate setting", ""]
@@ -398,6 +530,102 @@ def report_markdown(s: Summary) -> list[str]:
                     lines += [f"Gains with `{best}`, largest first: "
                               + ", ".join(f"{l} {d:+.1f}" for l, d in ranked) + ".", ""]
     return lines
+
+
+def fmt_gain(gain: Gain) -> str:
+    if gain.mean is None:
+        return MISSING
+    text = fmt(gain.mean, signed=True)
+    return text + (f" ± {gain.std:.1f}" if gain.std is not None else f" ({gain.n} seed{'s' * (gain.n != 1)})")
+
+
+def fmt_diff(d: GainDiff) -> str:
+    if d.diff is None:
+        return MISSING
+    return fmt(d.diff, signed=True) + (f" ± {d.std:.1f}" if d.std is not None else "")
+
+
+def pairs_markdown(s: Summary) -> list[str]:
+    """The aligned-vs-base comparison (issue 9); nothing when the run has no base/aligned pairs."""
+    if not s.pairs and not s.pair_notes:
+        return []
+    lines = ["## Aligned vs base: the gain from intermediate training", "",
+             f"Gain = score with the intermediate setting − score with `{s.baseline}`, per seed (paired by seed; a "
+             f"retrieval target's `{s.baseline}` is the pretrained model, evaluated once, and serves every seed), "
+             "then mean ± std over seeds (`(1 seed)`: no std). **aligned − base** = the difference of the mean "
+             "gains ± sqrt(std_base² + std_aligned²), the spread of the difference between one aligned and one base "
+             "run (shown only when both gains have a std; `pairs.csv` also gives the standard error of the difference, "
+             "sqrt(std_base²/n_base + std_aligned²/n_aligned)). The best setting is each backbone's own, chosen on "
+             f"the mean score it is reported on. `{MISSING}`: missing, never 0.", ""]
+    lines += [f"Note: {note}." for note in s.pair_notes] + ([""] if s.pair_notes else [])
+    settings = [x for x in s.settings if x != s.baseline]
+    for pair in s.pairs:
+        lines += [f"### Pair `{pair.name}`: base `{pair.base}` vs aligned `{pair.aligned}`", "",
+                  "#### Best intermediate setting per target", ""]
+        rows = []
+        for t in s.targets:
+            d = s.pair_gains(pair, None, t)
+            rows.append([t, fmt_cell(s.cell(pair.base, s.baseline, t)), d.base.setting or MISSING, fmt_gain(d.base),
+                         fmt_cell(s.cell(pair.aligned, s.baseline, t)), d.aligned.setting or MISSING,
+                         fmt_gain(d.aligned), fmt_diff(d)])
+        avg = s.pair_average(pair, None)
+        rows.append([f"**average** ({avg['n_targets']} target{'s' * (avg['n_targets'] != 1)})", "", "",
+                     fmt(avg["base"], signed=True), "", "", fmt(avg["aligned"], signed=True),
+                     f"**{fmt(avg['diff'], signed=True)}**"])
+        lines += md_table(["target", f"base: {s.baseline}", "base: best", "base gain", f"aligned: {s.baseline}",
+                           "aligned: best", "aligned gain", "aligned − base"], rows) + [""]
+        lines += [f"Averaged over the {avg['n_targets']} target(s) where both backbones have a gain "
+                  f"({', '.join(avg['targets']) or MISSING}): base {fmt(avg['base'], signed=True)}, aligned "
+                  f"{fmt(avg['aligned'], signed=True)}, aligned − base **{fmt(avg['diff'], signed=True)}** points.",
+                  ""]
+        lines += ["#### Gain per intermediate setting", ""]
+        if not settings:
+            lines += ["(no intermediate settings besides the baseline)", ""]
+            continue
+        rows = []
+        for t in s.targets:
+            for x in settings:
+                d = s.pair_gains(pair, x, t)
+                rows.append([t, x, fmt_gain(d.base), fmt_gain(d.aligned), fmt_diff(d)])
+        for x in settings:
+            avg = s.pair_average(pair, x)
+            rows.append([f"**average** ({avg['n_targets']} target{'s' * (avg['n_targets'] != 1)})", x,
+                         fmt(avg["base"], signed=True), fmt(avg["aligned"], signed=True),
+                         f"**{fmt(avg['diff'], signed=True)}**"])
+        lines += md_table(["target", "intermediate", "base gain", "aligned gain", "aligned − base"], rows) + [""]
+    return lines
+
+
+PAIR_COLUMNS = ["pair", "base_backbone", "aligned_backbone", "target", "intermediate", "base_setting",
+                "base_baseline", "base_score", "base_gain", "base_gain_std", "base_n", "aligned_setting",
+                "aligned_baseline", "aligned_score", "aligned_gain", "aligned_gain_std", "aligned_n", "diff",
+                "diff_std", "diff_se", "n_targets"]
+
+
+def _gain_columns(gain: Gain) -> list:
+    return [gain.setting, gain.baseline, gain.score, gain.mean, gain.std, gain.n]
+
+
+def write_pairs_csv(s: Summary, out: Path) -> Path | None:
+    """`pairs.csv`: a row per (pair, target, setting) with `intermediate` = a setting or `best` (each backbone's
+    best setting for the target: base_setting / aligned_setting), then per (pair, setting) a `target=average` row
+    over the targets where both gains exist. Nothing without pairs."""
+    if not s.pairs:
+        return None
+    rows = []
+    views = [None] + [x for x in s.settings if x != s.baseline]
+    for pair in s.pairs:
+        for view in views:
+            for t in s.targets:
+                d = s.pair_gains(pair, view, t)
+                rows.append([pair.name, pair.base, pair.aligned, t, view or "best", *_gain_columns(d.base),
+                             *_gain_columns(d.aligned), d.diff, d.std, d.se, None])
+            avg = s.pair_average(pair, view)
+            rows.append([pair.name, pair.base, pair.aligned, "average", view or "best", None, None, None, avg["base"],
+                         None, None, None, None, None, avg["aligned"], None, None, avg["diff"], None, None,
+                         avg["n_targets"]])
+    write_csv(out / "pairs.csv", PAIR_COLUMNS, rows)
+    return out / "pairs.csv"
 
 
 def language_deltas(s: Summary, bb, setting, target) -> dict:
@@ -563,6 +791,58 @@ def plot_languages(s: Summary, bb: str, target: str, path: Path) -> Path | None:
     return path
 
 
+def plot_pair(s: Summary, pair: Pair, path: Path) -> Path | None:
+    """Per target, base gain vs aligned gain (bars, error bars = std over seeds): a panel for each backbone's best
+    setting per target, then one per intermediate setting. A missing gain has no bar and is marked, never 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    views = [None] + [x for x in s.settings if x != s.baseline]
+    targets = s.targets
+    if not targets or len(views) == 1:
+        return None
+    width, x = 0.38, np.arange(len(targets))
+    fig, axes = plt.subplots(len(views), 1, figsize=(max(5.0, 1.8 + 1.2 * len(targets)), 0.4 + 2.9 * len(views)),
+                             squeeze=False)
+    for ax, view in zip(axes[:, 0], views):
+        gains = {t: s.pair_gains(pair, view, t) for t in targets}
+        for k, (role, bb, color) in enumerate((("base", pair.base, "#4c72b0"), ("aligned", pair.aligned, "#dd8452"))):
+            values = [getattr(gains[t], role) for t in targets]
+            pos = x + (k - 0.5) * width
+            ax.bar(pos, [np.nan if g.mean is None else g.mean for g in values], width, color=color,
+                   label=f"{role}: {bb}")
+            for i, g in enumerate(values):
+                if g.mean is None:
+                    ax.text(pos[i], 0, "n/a", ha="center", va="bottom", fontsize=7, color="grey")
+                elif g.std is not None:
+                    ax.errorbar(pos[i], g.mean, yerr=g.std, fmt="none", ecolor="black", capsize=3, lw=1)
+                else:  # one seed: no spread to show
+                    ax.text(pos[i], g.mean, f"n={g.n}", ha="center", va="bottom" if g.mean >= 0 else "top",
+                            fontsize=7)
+        labels = []
+        for t in targets:
+            d = gains[t]
+            label = t
+            if view is None:
+                label += f"\n{d.base.setting or MISSING} | {d.aligned.setting or MISSING}"
+            labels.append(label + f"\nΔ {fmt(d.diff, signed=True)}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlim(-0.6, len(targets) - 0.4)  # targets with no bar at all keep their place
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel("gain (points)")
+        ax.set_title(f"best setting per target (base | aligned) vs {s.baseline}" if view is None else
+                     f"{view} vs {s.baseline}", fontsize=10)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{pair.name}: gain from intermediate training (Δ = aligned − base)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_report(run_dir: Path, out: Path, baseline: str = "none", split: str | None = None,
                  bars: list[str] | None = None) -> dict:
     if not run_dir.is_dir():
@@ -575,7 +855,8 @@ def write_report(run_dir: Path, out: Path, baseline: str = "none", split: str | 
     (out / "report.md").write_text("\n".join(report_markdown(summary)) + "\n", encoding="utf-8")
     (out / "runs.md").write_text("\n".join(runs_markdown(summary)) + "\n", encoding="utf-8")
     write_csvs(summary, out)
-    plots = []
+    write_pairs_csv(summary, out)
+    plots = [plot_pair(summary, pair, out / f"pairs_{_safe(pair.name)}.png") for pair in summary.pairs]
     for bb in summary.backbones:
         plots.append(plot_heatmap(summary, bb, out / f"heatmap_{_safe(bb)}.png"))
         for t in bars or summary.targets:
@@ -601,6 +882,11 @@ def main(argv: list[str] | None = None) -> int:
         best = summary.best_summary(bb)
         print(f"{bb}: best intermediate per target vs {args.baseline}: {fmt(best['mean_delta'], signed=True)} "
               f"over {best['n_targets']} target(s)")
+    for pair in summary.pairs:
+        avg = summary.pair_average(pair, None)
+        print(f"pair {pair.name}: gain of the best intermediate setting per target, base {pair.base} "
+              f"{fmt(avg['base'], signed=True)}, aligned {pair.aligned} {fmt(avg['aligned'], signed=True)}, "
+              f"aligned - base {fmt(avg['diff'], signed=True)} over {avg['n_targets']} target(s)")
     print(f"report: {done['out'] / 'report.md'} ({len(summary.results)} results file(s), "
           f"{len(done['plots'])} plot(s), CSV beside it)")
     return 0
