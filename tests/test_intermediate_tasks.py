@@ -69,7 +69,9 @@ def test_intermediate_task_runs_and_hands_its_encoder_on(name, tiny_model_dir, t
     encoder = load_file(out / "model.safetensors")
     assert encoder and not any(k.startswith(("roberta.", "classifier", "qa_outputs")) for k in encoder)
     head = json.loads((out / f"heads/{name}/head.json").read_text())
-    assert head["model_class"].startswith("XLMRobertaFor")
+    assert head["model_class"] == {"classification": "XLMRobertaForSequenceClassification", "qa":
+                                   "XLMRobertaForQuestionAnswering", "tagging": "XLMRobertaForTokenClassification",
+                                   "multiple_choice": "ChoiceModel"}[task.kind]
 
     # the encoder goes into a model of another kind whose head starts fresh
     kind, labels = OTHER_KIND[task.kind]
