@@ -15,10 +15,10 @@ from transformers import set_seed
 
 from utils.data import load_train_and_dev
 from utils.errors import run_main
-from utils.kinds import dev_evaluator, get_kind
-from utils.modeling import load_model, load_tokenizer, merge_lora
+from utils.kinds import fit_task, get_kind
+from utils.modeling import load_model, load_tokenizer
 from utils.tasks import get_task
-from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, fit, parse_args,
+from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, parse_args,
                             prepare_output_dir, setup_logging)
 
 logger = logging.getLogger(__name__)
@@ -43,15 +43,7 @@ def main():
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, labels, fresh_head=not data_args.keep_head,
                        pad_token_id=tokenizer.pad_token_id)
-    with training_args.main_process_first(desc="tokenisation"):
-        train_features = kind.features(train, tokenizer, data_args, "Tokenising the training set", train=True)
-        dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
-
-    evaluate_dev = dev_evaluator(kind, task, labels, dev, dev_features, data_args)
-    trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
-                           data_collator=kind.collator(tokenizer, training_args), evaluate_dev=evaluate_dev,
-                           dev_features=dev_features, preprocess_logits=kind.preprocess_logits)
-    merge_lora(trainer)
+    trainer, metrics = fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, resume)
     trainer.save_model()
     finish_run(training_args, run, metrics)
 

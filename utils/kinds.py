@@ -178,3 +178,20 @@ def dev_evaluator(kind, task, labels, dev, dev_features, args):
         metrics, _ = kind.evaluate(trainer, dev, dev_features, task, task.train_language, labels, args)
         return {**metrics, "samples": len(dev)}
     return evaluate
+
+
+def fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, resume):
+    """Tokenise a task's English train/dev sets and train on them with dev-set checkpoint selection; LoRA
+    adapters, if any, are merged afterwards so `trainer.model` saves as a plain checkpoint."""
+    from .modeling import merge_lora
+    from .training import fit
+
+    with training_args.main_process_first(desc="tokenisation"):
+        train_features = kind.features(train, tokenizer, data_args, "Tokenising the training set", train=True)
+        dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
+    trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
+                           data_collator=kind.collator(tokenizer, training_args),
+                           evaluate_dev=dev_evaluator(kind, task, labels, dev, dev_features, data_args),
+                           dev_features=dev_features, preprocess_logits=kind.preprocess_logits)
+    merge_lora(trainer)
+    return trainer, metrics
