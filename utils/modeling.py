@@ -22,10 +22,15 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 
 def auto_model_class(kind: str):
+    """The model class of a task kind; multiple choice is our `ChoiceModel`, which works for any backbone."""
     import transformers
 
+    if kind == MULTIPLE_CHOICE:
+        from .choice_model import ChoiceModel
+
+        return ChoiceModel
     names = {CLASSIFICATION: "AutoModelForSequenceClassification", TAGGING: "AutoModelForTokenClassification",
-             QA: "AutoModelForQuestionAnswering", MULTIPLE_CHOICE: "AutoModelForMultipleChoice"}
+             QA: "AutoModelForQuestionAnswering"}
     return getattr(transformers, names[kind])
 
 
