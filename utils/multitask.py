@@ -138,6 +138,15 @@ class MultiTaskModel(nn.Module):
                 state[key] = value
         return state
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Loads what `state_dict()` saves: names it left out are aliases of tensors loaded under another name."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        aliases = set(super().state_dict()) - set(self.state_dict())
+        missing = [k for k in result.missing_keys if k not in aliases]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"MultiTaskModel state dict: missing {missing}, unexpected {result.unexpected_keys}")
+        return result._replace(missing_keys=missing)
+
     def head_state_dicts(self, state: dict) -> dict[str, dict]:
         """Per task, the head's own tensors out of a (gathered) `state_dict()`."""
         heads = {}
