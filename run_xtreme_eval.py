@@ -17,7 +17,7 @@ from pathlib import Path
 from utils.data import load_split
 from utils.errors import MissingDataError, XtremeError, run_main
 from utils.kinds import get_kind
-from utils.modeling import check_model_dir, hub_kwargs, load_model, load_tokenizer
+from utils.modeling import check_model_dir, check_vocabulary, hub_kwargs, load_model, load_tokenizer
 from utils.results import ResultsFile, environment_info, format_table, write_predictions
 from utils.retrieval import default_layer, embed_sentences, evaluate_bucc, evaluate_tatoeba
 from utils.tasks import QA, RETRIEVAL, get_task
@@ -90,6 +90,7 @@ def retrieval_evaluator(model_args, eval_args, training_args, task):
     check_model_dir(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args)
     model = AutoModel.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args))
+    check_vocabulary(tokenizer, model)
     model.to(training_args.device)
     layer = eval_args.layer if eval_args.layer is not None else default_layer(model.config)
     dtype = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
@@ -139,7 +140,8 @@ def main():
             metrics, predictions, suffix, count = evaluate(lang)
         except XtremeError as err:
             logger.warning("%s %s: skipped (%s)", task.name, lang, err)
-            results.skip(lang, str(err))
+            if main_process:  # every rank evaluates (sharded) and skips alike; only the main one writes
+                results.skip(lang, str(err))
             if not isinstance(err, MissingDataError):
                 failed.append(lang)
             continue

@@ -69,6 +69,20 @@ def load_tokenizer(model_args):
     return tokenizer
 
 
+def check_vocabulary(tokenizer, model) -> None:
+    """A tokenizer whose ids go past the model's embedding matrix would fail deep in the first forward pass
+    ("index out of range in self"): refuse it up front."""
+    embeddings = getattr(model, "get_input_embeddings", None)
+    if embeddings is None and hasattr(model, "encoder"):  # the multi-task model: its shared encoder
+        embeddings = getattr(model.encoder, "get_input_embeddings", None)
+    embeddings = embeddings() if embeddings is not None else None
+    size = getattr(embeddings, "num_embeddings", None)
+    if size is not None and tokenizer is not None and hasattr(tokenizer, "__len__") and len(tokenizer) > size:
+        raise XtremeError(f"the tokenizer ({tokenizer.name_or_path}) has {len(tokenizer)} tokens but the model's "
+                          f"embeddings only {size}: use the model's own tokenizer (drop --tokenizer_name) or a model "
+                          "trained with this one")
+
+
 def head_parameter_names(model) -> list[str]:
     prefix = model.base_model_prefix + "."
     return [name for name, _ in model.named_parameters() if not name.startswith(prefix)]
@@ -94,13 +108,20 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **config_kwargs, **hub_kwargs(model_args))
         if config.pad_token_id is None:
             config.pad_token_id = pad_token_id
-        model, info = auto_model_class(kind).from_pretrained(
-            model_args.model_name_or_path, config=config, output_loading_info=True,
-            ignore_mismatched_sizes=fresh_head, **hub_kwargs(model_args))
+        load_kwargs = {"ignore_mismatched_sizes": fresh_head}
+        if is_deepspeed_zero3_enabled():
+            load_kwargs = zero3_load_kwargs(model_args, kind, config, fresh_head, config_kwargs.get("num_labels"))
+        model_class, path = auto_model_class(kind), model_args.model_name_or_path
+        if "state_dict" in load_kwargs:  # weights given: the concrete class, no path
+            model_class, path = model_class._model_mapping[type(config)], None
+        model, info = model_class.from_pretrained(path, config=config, output_loading_info=True, **load_kwargs,
+                                                  **hub_kwargs(model_args))
     except (OSError, ValueError) as err:
         raise XtremeError(f"cannot load a {kind} model from {model_args.model_name_or_path}: "
                           f"{str(err).splitlines()[0]}")
-    except RuntimeError as err:  # size mismatches
+    except RuntimeError as err:  # size mismatches (not a crashed peer's communication error)
+        if "size mismatch" not in str(err) and "loading state_dict" not in str(err):
+            raise
         raise XtremeError(f"{model_args.model_name_or_path}: its {kind} head does not fit this task "
                           f"({str(err).splitlines()[0][:200]}); drop --keep_head to start a fresh head")
     head = head_parameter_names(model)
@@ -152,14 +173,82 @@ def merge_lora(trainer) -> None:
         trainer.model_wrapped = trainer.model
 
 
+def is_deepspeed_zero3_enabled() -> bool:
+    from transformers.integrations import is_deepspeed_zero3_enabled as enabled
+
+    return enabled()
+
+
+def checkpoint_files(directory: Path) -> list[Path]:
+    """The weight files of a local model dir (a sharded checkpoint's shards through its index)."""
+    for name in WEIGHT_FILES:
+        path = directory / name
+        if path.is_file():
+            if name.endswith(".index.json"):
+                shards = json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()
+                return [directory / shard for shard in sorted(set(shards))]
+            return [path]
+    return []
+
+
+def zero3_load_kwargs(model_args, kind: str, config, fresh_head: bool, num_labels: int | None) -> dict:
+    """`from_pretrained` arguments under ZeRO-3, whose loader ignores `ignore_mismatched_sizes` and raises on rank 0
+    alone when a head's shape differs (the other ranks then wait for it).
+
+    A local task checkpoint (its keys carry the base-model prefix, e.g. `roberta.`) is passed as a state dict
+    WITHOUT its head tensors when the head is to be fresh (rank 0 reads the values, the other ranks only the
+    shapes, as transformers does under ZeRO-3): nothing is loaded into the head, so nothing has to be
+    re-initialised in partitioned parameters. A head kept with another number of labels is refused on every rank.
+    A plain encoder (a phase-1 dir) or a Hub id holds no head of this kind and loads as usual.
+    """
+    import torch.distributed as dist
+    from transformers import AutoConfig
+    from transformers.modeling_utils import load_state_dict
+
+    files = checkpoint_files(Path(model_args.model_name_or_path))
+    if not files:
+        return {}
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    state = {}
+    for file in files:
+        state.update(load_state_dict(str(file), map_location="cpu" if rank == 0 else "meta"))
+    try:
+        prefix = auto_model_class(kind)._model_mapping[type(config)].base_model_prefix + "."
+    except (KeyError, AttributeError):  # remote code, or not an Auto class (ChoiceModel): load as usual
+        return {}
+    if not any(key.startswith(prefix) for key in state):
+        return {}  # a plain encoder checkpoint: no head in it
+    if not fresh_head:
+        saved = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args)).num_labels
+        if num_labels is not None and saved != num_labels:
+            raise XtremeError(f"{model_args.model_name_or_path}: its {kind} head has {saved} labels, this task "
+                              f"{num_labels}; drop --keep_head to start a fresh head")
+        return {"state_dict": state}
+    head = sorted(key for key in state if not key.startswith(prefix))
+    if head:
+        logger.info("Head weights in %s are not loaded (fresh head; pass --keep_head to reuse them): %s",
+                    model_args.model_name_or_path, ", ".join(head))
+    return {"state_dict": {key: value for key, value in state.items() if key.startswith(prefix)}}
+
+
 def reinitialise(model, parameter_names: list[str]) -> None:
     """Give the modules owning these parameters a fresh init (the model's own `_init_weights`)."""
+    from contextlib import nullcontext
+
     modules = {name.rsplit(".", 1)[0] for name in parameter_names}
     for name, module in model.named_modules():
         if name in modules:
-            for tensor in module.parameters(recurse=False):  # loaded weights are flagged to skip init
-                tensor._is_hf_initialized = False
-            model._init_weights(module)
+            tensors = list(module.parameters(recurse=False))
+            if is_deepspeed_zero3_enabled():  # partitioned: init the whole tensors on rank 0, then re-partition
+                import deepspeed
+
+                gathered = deepspeed.zero.GatheredParameters(tensors, modifier_rank=0)
+            else:
+                gathered = nullcontext()
+            with gathered:
+                for tensor in tensors:  # loaded weights are flagged to skip init
+                    tensor._is_hf_initialized = False
+                model._init_weights(module)
 
 
 def gathered_state_dict(trainer) -> dict:

@@ -48,10 +48,17 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler):
 
     Each task's examples are visited in a fresh random order (reshuffled when exhausted); an epoch is
     `num_batches` batches, whose tasks are drawn with `probabilities`.
+
+    With `num_replicas` ranks, each drawn batch is a GLOBAL batch of `num_replicas * batch_size` examples, yielded
+    as `num_replicas` consecutive per-rank batches (accelerate deals them out round-robin): every rank trains the
+    same task at every step (ZeRO-3 gathers the same parameters on all ranks; DDP averages one task's gradients),
+    and 2 ranks x 4 see the examples of 1 x 8.
     """
 
-    def __init__(self, sizes: list[int], batch_size: int, probabilities: list[float], num_batches: int, seed: int):
+    def __init__(self, sizes: list[int], batch_size: int, probabilities: list[float], num_batches: int, seed: int,
+                 num_replicas: int = 1):
         self.sizes, self.batch_size, self.num_batches, self.seed = sizes, batch_size, num_batches, seed
+        self.num_replicas = num_replicas
         self.probabilities = torch.tensor(probabilities, dtype=torch.double)
         self.offsets = [0] + list(torch.tensor(sizes).cumsum(0)[:-1].tolist())
         self.epoch = 0
@@ -60,22 +67,24 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_batches
+        return self.num_batches * self.num_replicas
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         orders = [torch.randperm(n, generator=generator).tolist() for n in self.sizes]
         cursors = [0] * len(self.sizes)
         tasks = torch.multinomial(self.probabilities, self.num_batches, replacement=True, generator=generator)
+        size = self.batch_size * self.num_replicas
         for task in tasks.tolist():
             batch = []
-            while len(batch) < self.batch_size:
+            while len(batch) < size:
                 if cursors[task] == self.sizes[task]:
                     orders[task], cursors[task] = torch.randperm(self.sizes[task], generator=generator).tolist(), 0
-                take = min(self.batch_size - len(batch), self.sizes[task] - cursors[task])
+                take = min(size - len(batch), self.sizes[task] - cursors[task])
                 batch += [self.offsets[task] + i for i in orders[task][cursors[task]:cursors[task] + take]]
                 cursors[task] += take
-            yield batch
+            for start in range(0, size, self.batch_size):  # one per rank
+                yield batch[start:start + self.batch_size]
 
 
 class TaskConcat(torch.utils.data.Dataset):
@@ -157,6 +166,28 @@ class MultiTaskModel(nn.Module):
         return heads
 
 
+class TaskPredictor:
+    """One task's dev-set predictions made by the multi-task trainer itself, with its DeepSpeed engine: a second
+    Trainer on the task's model would wrap the shared (under ZeRO-3 partitioned) parameters in a second engine,
+    whose hooks clash with the first. `kind.evaluate` needs only `predict`."""
+
+    def __init__(self, trainer, task: str, task_model, preprocess_logits):
+        from transformers.utils import find_labels
+
+        self.trainer, self.task, self.preprocess_logits = trainer, task, preprocess_logits
+        self.label_names = find_labels(type(task_model))  # Trainer reads them off the model's class
+
+    def predict(self, dataset):
+        trainer = self.trainer
+        saved = trainer.label_names, trainer.preprocess_logits_for_metrics, trainer.task_losses, trainer.task_steps
+        trainer.label_names, trainer.preprocess_logits_for_metrics = self.label_names, self.preprocess_logits
+        trainer.task_losses, trainer.task_steps = {}, {}
+        try:
+            return trainer.predict(TaskConcat({self.task: dataset}))
+        finally:  # dev losses are not training losses
+            trainer.label_names, trainer.preprocess_logits_for_metrics, trainer.task_losses, trainer.task_steps = saved
+
+
 def epoch_batches(sizes: dict[str, int], probabilities: dict[str, float], batch_size: int,
                   strategy: str, cap: int | None) -> int:
     """Batches per epoch: every (capped) example once in expectation."""
@@ -174,6 +205,9 @@ def build_trainer_class():
             self.batch_sampler, self.mask, self.mask_calls = batch_sampler, mask, {}
             self.model_accepts_loss_kwargs = False
             self.task_losses, self.task_steps = {}, {}
+
+        def _get_collator_with_removed_columns(self, data_collator, description=None):
+            return data_collator  # MultiTaskCollator keeps each task's own inputs (Trainer would read ours: task)
 
         def get_train_dataloader(self):
             loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.batch_sampler,
@@ -260,10 +294,10 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
 
     sizes = {name: len(f) for name, f in features.items()}
     probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
-    batch_size = training_args.per_device_train_batch_size
+    batch_size, world = training_args.per_device_train_batch_size, training_args.world_size
     sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
-                                    epoch_batches(sizes, probabilities, batch_size, data_args.sampling,
-                                                  data_args.task_cap), training_args.seed)
+                                    epoch_batches(sizes, probabilities, batch_size * world, data_args.sampling,
+                                                  data_args.task_cap), training_args.seed, num_replicas=world)
     training_args.ddp_find_unused_parameters = True  # a batch uses one head only
     eval_args = dataclasses.replace(training_args, deepspeed=None, eval_strategy="no", save_strategy="no",
                                     load_best_model_at_end=False)
@@ -271,8 +305,12 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     def evaluate(trainer):
         metrics = {}
         for name, (kind, labels, dev, dev_features, task_args) in devs.items():
-            predictor = XtremeTrainer(model=heads[name], args=eval_args, processing_class=tokenizer,
-                                      data_collator=collators[name], preprocess_logits_for_metrics=kind.preprocess_logits)
+            if trainer.is_deepspeed_enabled:
+                predictor = TaskPredictor(trainer, name, heads[name], kind.preprocess_logits)
+            else:
+                predictor = XtremeTrainer(model=heads[name], args=eval_args, processing_class=tokenizer,
+                                          data_collator=collators[name],
+                                          preprocess_logits_for_metrics=kind.preprocess_logits)
             task_metrics, _ = kind.evaluate(predictor, dev, dev_features, tasks[name], "en", labels, task_args)
             metrics.update({f"{name}_{k}": v for k, v in task_metrics.items()})
         metrics["score"] = sum(metrics[f"{name}_score"] for name in devs) / len(devs)

@@ -7,16 +7,18 @@ still be overridden on the command line or in the JSON file.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from .errors import XtremeError
 from .results import RUN_INFO, atomic_write_json, environment_info, read_json
@@ -91,6 +93,14 @@ class XtremeTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()  # sets up the device (and the process group) first
+        if self.deepspeed and self.use_cpu:
+            # On accelerators accelerate starts DeepSpeed's comm layer; with --use_cpu it only starts torch's, and
+            # ZeRO-3's zero.Init in from_pretrained then takes the world for 1 process (batch-size assertion).
+            import torch.distributed
+            from deepspeed import comm
+
+            if torch.distributed.is_initialized() and not comm.is_initialized():
+                comm.init_distributed(dist_backend=torch.distributed.get_backend(), auto_mpi_discovery=False)
         # Speed: TF32 matmuls on GPUs that have them (Ampere+), unless --tf32 false or --use_cpu.
         if self.tf32 is None and not self.use_cpu:
             from transformers.utils.import_utils import enable_tf32, is_torch_tf32_available
@@ -175,6 +185,10 @@ def prepare_output_dir(training_args, data_args, run: dict) -> str | None:
         resume = last_complete_checkpoint(output_dir)
         if resume:
             logger.info("Resuming from %s (pass --overwrite_output_dir with a new dir to start over)", resume)
+    # Every rank has looked at the dir (and chosen the same checkpoint) before the main process writes into it.
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
     if training_args.should_save:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(output_dir / RUN_INFO, {**run, "finished": False, "environment": environment_info()})
@@ -182,20 +196,50 @@ def prepare_output_dir(training_args, data_args, run: dict) -> str | None:
 
 
 def last_complete_checkpoint(output_dir: Path) -> str | None:
-    """The newest `checkpoint-N` whose trainer state was written (a checkpoint is saved state-file last)."""
+    """The newest `checkpoint-N` that was written to the end, or None.
+
+    Trainer writes a checkpoint weights first, then optimizer, scheduler and RNG states, and `trainer_state.json`
+    last (not atomically; `XtremeTrainer` makes every rank finish its files before it). A checkpoint counts as
+    complete when that file parses and names step N, and the weights are there; a run killed while saving (or
+    while deleting an old checkpoint) leaves an incomplete one, which is skipped.
+    """
+    import json
+
     checkpoints = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                          key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for checkpoint in checkpoints:
-        if (checkpoint / "trainer_state.json").is_file():
+        try:
+            state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            complete = state.get("global_step") == int(checkpoint.name.split("-")[-1]) and any(
+                (checkpoint / name).exists() for name in CHECKPOINT_WEIGHTS)
+        except (OSError, ValueError, AttributeError):
+            complete = False
+        if complete:
             return str(checkpoint)
-        logger.warning("Skipping incomplete checkpoint %s", checkpoint)
+        logger.warning("Skipping incomplete checkpoint %s (interrupted while it was saved or deleted)", checkpoint)
     return None
+
+
+# Any of these shows that a checkpoint's weights were saved: plain/sharded/PEFT weights, or a DeepSpeed checkpoint
+# (`latest` is written after its `global_step*` dir).
+CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                      "pytorch_model.bin.index.json", "adapter_model.safetensors", "adapter_model.bin", "latest")
 
 
 def finish_run(training_args, run: dict, results: dict) -> None:
     if training_args.should_save:
         path = Path(training_args.output_dir) / RUN_INFO
         atomic_write_json(path, {**(read_json(path) or {}), **run, "finished": True, "results": results})
+
+
+_TRAINERS = weakref.WeakSet()
+
+
+def release_deepspeed_engines() -> None:
+    """Take the hooks of every DeepSpeed engine of our trainers off (`engine.destroy()`), before the process ends."""
+    for trainer in list(_TRAINERS):
+        if getattr(trainer, "deepspeed", None) is not None and hasattr(trainer.deepspeed, "destroy"):
+            trainer.deepspeed.destroy()
 
 
 class XtremeTrainer(Trainer):
@@ -209,6 +253,10 @@ class XtremeTrainer(Trainer):
     def __init__(self, *args, evaluator=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.evaluator = evaluator
+        _TRAINERS.add(self)  # see release_deepspeed_engines
+        from .modeling import check_vocabulary
+
+        check_vocabulary(self.processing_class, self.model)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if self.evaluator is None or eval_dataset is not None:
@@ -220,16 +268,57 @@ class XtremeTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    def _save_checkpoint(self, model, trial):
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as err:  # torch.save on a full disk says only "unexpected pos ...": name the cause
+            from .errors import disk_full
+
+            if isinstance(err, OSError) or not disk_full(err, self.args.output_dir):
+                raise
+            checkpoint = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(checkpoint)) from err
+
+    def _save_rng_state(self, output_dir):
+        # The last per-rank file of a checkpoint: wait for every rank before rank 0 writes trainer_state.json, the
+        # file that marks the checkpoint complete (see `last_complete_checkpoint`).
+        super()._save_rng_state(output_dir)
+        self.accelerator.wait_for_everyone()
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and "length" in self.train_dataset.column_names:
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        lengths=self.train_dataset["length"])
+            # Mega-batches of the GLOBAL batch (every rank's share of one optimizer step), so 2 ranks x 4 see the
+            # same batches as 1 x 8; the order is drawn from (seed, epoch), so a resumed run replays it.
+            global_batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochLengthGroupedSampler(global_batch, self.train_dataset["length"], seed)
         return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
         from torch.utils.data import SequentialSampler
 
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """`LengthGroupedSampler` whose shuffle comes from a generator seeded with (seed, epoch), not the global RNG.
+
+    Trainer's own sampler draws from the global torch RNG, whose state at the start of an epoch depends on the
+    whole training before it (dropout, evaluation): a run resumed in a later epoch would see another order.
+    """
+
+    def __init__(self, batch_size: int, lengths, seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by Trainer (through accelerate) before every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
 def sort_by_length(dataset):
