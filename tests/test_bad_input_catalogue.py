@@ -1,0 +1,230 @@
+"""The bad-input catalogue of the README, one test per row: each mistake ends with ONE line `error: ...` on
+stderr, exit status 2, no traceback, and nothing already written is changed.
+
+Most rows run the script in this process (`run_script`, as `python script.py` would); the first row also runs as
+a real subprocess to check the exit status and stderr of the command line itself.
+"""
+
+import errno
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, XTREME_DIR, read_json, run_script
+from transformers import Trainer
+
+from utils.errors import disk_full
+from utils.training import last_complete_checkpoint
+
+QUIET = ["--use_cpu", "--disable_tqdm", "true", "--logging_strategy", "no", "--per_device_train_batch_size", 8,
+         "--per_device_eval_batch_size", 32]
+NO_EVAL = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+
+
+def one_line_error(capsys, script, args) -> str:
+    """Run `script` expecting a user error; return its one error line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(script, [*args, *QUIET])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-2000:]
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-2000:]
+    return errors[0]
+
+
+def target(model, out, *args):
+    return ["--model_name_or_path", model, "--do_train", "--output_dir", out, *args]
+
+
+@pytest.fixture(scope="module")
+def pawsx_model(tiny_model_dir, tmp_path_factory):
+    """A phase-2 PAWS-X model (a few steps: good enough to evaluate)."""
+    out = tmp_path_factory.mktemp("pawsx") / "model"
+    run_script("run_target", [*target(tiny_model_dir, out, "--task", "pawsx", "--data_dir", XTREME_DIR,
+                                      "--max_train_samples", 16, "--max_steps", 2), *NO_EVAL, *QUIET])
+    return out
+
+
+def test_wrong_task(tiny_model_dir, tmp_path, capsys):
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "xnly"))
+    assert line.startswith("error: unknown task 'xnly'")
+    result = subprocess.run([sys.executable, "run_target.py", *map(str, target(tiny_model_dir, tmp_path / "o",
+                                                                               "--task", "xnly")), "--use_cpu"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == line
+
+
+def test_missing_data_file(tiny_model_dir, tmp_path, capsys):
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "pawsx",
+                                                       "--train_file", tmp_path / "missing.tsv"))
+    assert line == f"error: {tmp_path / 'missing.tsv'}: file not found"
+
+
+@pytest.mark.parametrize("corruption, message", [
+    ("gzip", "not UTF-8 text (invalid start byte); expected a plain-text file (decompress .gz/.zip files first)"),
+    ("binary", "not UTF-8 text"),
+    ("columns", ":3: expected 3 tab-separated columns, found 1"),
+    ("jsonl", "not valid JSON lines (Unterminated string"),  # (the line number it gives is always 1)
+])
+def test_corrupt_data_file(corruption, message, tiny_model_dir, tmp_path, capsys):
+    good = (XTREME_DIR / "pawsx/train-en.tsv").read_bytes()
+    path = tmp_path / ("train.jsonl" if corruption == "jsonl" else "train.tsv")
+    if corruption == "gzip":
+        path.write_bytes(gzip.compress(good))
+    elif corruption == "binary":
+        path.write_bytes(good[:300] + bytes(range(128, 256)) + good[300:600])
+    elif corruption == "columns":
+        lines = good.decode().splitlines()
+        path.write_text("\n".join(lines[:2] + ["a line cut short"] + lines[3:10]) + "\n")
+    else:
+        path.write_text('{"sentence1": "a", "sentence2": "b", "label": "1"}\n{"sentence1": "a", "sente\n')
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "pawsx",
+                                                       "--train_file", path))
+    assert line.startswith(f"error: {path}") and message in line
+
+
+def test_label_outside_the_label_list(tiny_model_dir, tmp_path, capsys):
+    path = XTREME_DIR / "xnli/dev-en.tsv"
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "pawsx",
+                                                       "--train_file", path))
+    assert line == f"error: {path}:1: unknown label 'contradiction'; expected one of: 0, 1"
+
+
+def test_model_dir_without_weights(tiny_model_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "model.safetensors").unlink()
+    line = one_line_error(capsys, "run_target", target(model, tmp_path / "o", "--task", "pawsx", "--data_dir",
+                                                       XTREME_DIR))
+    assert line.startswith(f"error: {model}: no model weights (expected one of model.safetensors")
+
+
+def test_zero_checkpoint_without_gathered_weights(tiny_model_dir, tmp_path, capsys):
+    """What a ZeRO-3 run with stage3_gather_16bit_weights_on_model_save=false leaves: config, tokenizer and
+    DeepSpeed's partitioned `global_stepN/` (+ `latest`, `zero_to_fp32.py`), no weights file."""
+    model = tmp_path / "zero"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "model.safetensors").unlink()
+    (model / "global_step8").mkdir()
+    (model / "global_step8" / "zero_pp_rank_0_mp_rank_00_model_states.pt").write_bytes(b"partitioned")
+    (model / "latest").write_text("global_step8")
+    (model / "zero_to_fp32.py").write_text("# DeepSpeed's recovery script\n")
+    line = one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", model, "--task", "pawsx",
+                                                      "--output_dir", tmp_path / "o"])
+    assert line == (f"error: {model}: holds a DeepSpeed ZeRO checkpoint without gathered weights; run "
+                    f"`python {model}/zero_to_fp32.py {model} {model} --safe_serialization` first")
+
+
+def test_tokenizer_larger_than_the_model_vocabulary(tiny_model_dir, pawsx_model, tmp_path, capsys):
+    """A model whose embeddings stop at 1,000 rows with the 4,002-token tokenizer: ids above 999 would fail deep in
+    the first forward pass ("index out of range in self")."""
+    from transformers import AutoModelForSequenceClassification
+
+    small = tmp_path / "small"
+    model = AutoModelForSequenceClassification.from_pretrained(pawsx_model)
+    model.resize_token_embeddings(1000)
+    model.save_pretrained(small)
+    expected = (f"error: the tokenizer ({tiny_model_dir}) has 4002 tokens but the model's embeddings only 1000: use "
+                "the model's own tokenizer (drop --tokenizer_name) or a model trained with this one")
+    line = one_line_error(capsys, "run_target", [*target(small, tmp_path / "o", "--task", "pawsx", "--data_dir",
+                                                         XTREME_DIR, "--max_train_samples", 8, "--tokenizer_name",
+                                                         tiny_model_dir), *NO_EVAL])
+    assert line == expected
+    line = one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", small, "--tokenizer_name",
+                                                      tiny_model_dir, "--task", "pawsx", "--languages", "de",
+                                                      "--split", "dev", "--data_dir", XTREME_DIR, "--output_dir",
+                                                      tmp_path / "e"])
+    assert line == expected
+    line = one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", small, "--tokenizer_name",
+                                                      tiny_model_dir, "--task", "tatoeba", "--languages", "de",
+                                                      "--data_dir", XTREME_DIR, "--output_dir", tmp_path / "t"])
+    assert line == expected
+
+
+def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(pawsx_model, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, out, "--task", "xnli", "--data_dir",
+                                                       XTREME_DIR))
+    assert line == (f"error: output dir {out} holds another run (target pawsx); choose another dir or pass "
+                    "--overwrite_output_dir")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def _full_disk_on(directory: Path):
+    """os.fdopen whose files under `directory` fail to write with ENOSPC (what a full disk does)."""
+    original = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        handle = original(fd, *args, **kwargs)
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(directory)):
+            def write(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            handle.write = write
+        return handle
+
+    return fdopen
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name the file being written")
+def test_disk_full_while_writing_results(pawsx_model, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "eval"
+    args = ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
+            "--output_dir", out]
+    run_script("run_xtreme_eval", [*args, "--languages", "de", *QUIET])
+    results = (out / "results/pawsx.json").read_bytes()
+    monkeypatch.setattr(os, "fdopen", _full_disk_on(out))
+    line = one_line_error(capsys, "run_xtreme_eval", [*args, "--languages", "de,en", "--resume"])
+    assert line.startswith(f"error: no space left on the device while writing {out / 'predictions/pawsx/dev-en.tsv'};")
+    assert (out / "results/pawsx.json").read_bytes() == results  # de's results intact
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["dev-de.tsv", "pawsx.json"]  # no temp files
+
+
+def test_disk_full_while_writing_a_checkpoint(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """torch.save on a full disk raises RuntimeError("... unexpected pos ...") without naming the cause; the
+    trainer recognises it by the free space left and the user gets the one line; checkpoint-2 stays usable."""
+    out = tmp_path / "run"
+    args = [*target(tiny_model_dir, out, "--task", "pawsx", "--data_dir", XTREME_DIR, "--max_train_samples", 32,
+                    "--max_steps", 4, "--save_strategy", "steps", "--save_steps", 2), "--eval_strategy", "no",
+            "--load_best_model_at_end", "false"]
+    original = Trainer._save_optimizer_and_scheduler
+
+    def save(self, output_dir):
+        if self.state.global_step == 4:
+            monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        return original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", save)
+    line = one_line_error(capsys, "run_target", args)
+    assert line.startswith(f"error: no space left on the device while writing {out / 'checkpoint-4'};")
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-2")
+    monkeypatch.undo()
+    run_script("run_target", [*args, *QUIET])  # space freed: resumes from checkpoint-2 and finishes
+    assert read_json(out / "trainer_state.json")["global_step"] == 4
+    assert read_json(out / "xtreme_inter_run.json")["finished"] is True
+
+
+def test_disk_full_as_other_libraries_report_it():
+    from safetensors import SafetensorError
+
+    assert disk_full(SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    assert disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not disk_full(RuntimeError("CUDA out of memory"))
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:
+            raise RuntimeError("while saving") from err
+    except RuntimeError as wrapped:
+        assert disk_full(wrapped)
