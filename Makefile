@@ -39,3 +39,15 @@ demo: install
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)
+
+# Speed benchmarks (benchmarks/*.py, not tests): tables on stdout, JSON in $(BENCH_DIR). The tiny model on CPU
+# takes a few minutes; a real model: make bench BENCH_ARGS="--model_name_or_path DIR" (see README, Speed).
+BENCH_DIR ?= outputs/benchmarks
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install
+	$(PY) benchmarks/preprocessing_throughput.py --output $(BENCH_DIR)/preprocessing_throughput.json $(BENCH_ARGS)
+	$(PY) benchmarks/training_throughput.py --output $(BENCH_DIR)/training_throughput.json $(BENCH_ARGS)
+	$(PY) benchmarks/evaluation_throughput.py --process_rounds 1 --output $(BENCH_DIR)/evaluation_throughput.json \
+	    $(BENCH_ARGS)
+	$(PY) benchmarks/trainer_overhead.py --output $(BENCH_DIR)/trainer_overhead.json $(BENCH_ARGS)
