@@ -9,8 +9,10 @@ there, MFU reported against `--peak_tflops` or the known peak of the GPU).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -79,7 +81,9 @@ def resolve(args) -> None:
     if args.model_name_or_path is None:
         from utils.tiny_model import build_tiny_model
 
-        args.model_name_or_path = str(build_tiny_model(tempfile.mkdtemp(prefix="bench_tiny_model_")))
+        tiny = tempfile.mkdtemp(prefix="bench_tiny_model_")
+        atexit.register(shutil.rmtree, tiny, ignore_errors=True)
+        args.model_name_or_path = str(build_tiny_model(tiny))
 
 
 def device_name(args) -> str:

@@ -17,6 +17,7 @@ fixtures), a classification head on the model (random: predictions are not the p
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,16 @@ def main():
     languages = args.languages.split(",") if args.languages else sorted(
         f.stem.split("-", 1)[1] for f in (data_dir / "xnli").glob("dev-*.tsv"))
 
+    work = tempfile.mkdtemp(prefix="bench_eval_")
+    tempfile.tempdir = work  # the model copy, caches and outputs below all go here, and are removed at the end
+    try:
+        evaluate_all(args, data_dir, languages)
+    finally:
+        tempfile.tempdir = None
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def evaluate_all(args, data_dir, languages):
     model_dir = tempfile.mkdtemp(prefix="bench_eval_model_")
     from transformers import AutoTokenizer
 
