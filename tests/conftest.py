@@ -46,3 +46,16 @@ def read_json(path):
     import json
 
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def glue_squad_layout(root: Path) -> Path:
+    """`--data_dir` layouts of MNLI (GLUE) and SQuAD built from real fixture slices, for multi-task runs."""
+    import shutil
+
+    (root / "MNLI").mkdir()
+    (root / "squad").mkdir()
+    shutil.copy(XTREME_DIR / "xnli/train-en.tsv", root / "MNLI/train.tsv")
+    shutil.copy(XTREME_DIR / "xnli/dev-en.tsv", root / "MNLI/dev_matched.tsv")
+    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/train-v1.1.json")
+    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/dev-v1.1.json")
+    return root

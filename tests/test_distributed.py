@@ -9,11 +9,10 @@ is split over ranks. Every run is a subprocess (python, torchrun or accelerate l
 accelerate_configs/).
 """
 
-import shutil
 
 import pytest
 import yaml
-from conftest import ROOT, XTREME_DIR, read_json
+from conftest import ROOT, XTREME_DIR, glue_squad_layout, read_json
 from launchers import check, load_weights, max_difference, run, without_dropout
 from safetensors.torch import load_file
 
@@ -202,13 +201,7 @@ def test_multitask_sampler_gives_every_rank_the_same_task():
 
 @pytest.fixture(scope="module")
 def multitask_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multitask")
-    (root / "MNLI").mkdir()
-    (root / "squad").mkdir()
-    shutil.copy(XTREME_DIR / "xnli/train-en.tsv", root / "MNLI/train.tsv")
-    shutil.copy(XTREME_DIR / "xnli/dev-en.tsv", root / "MNLI/dev_matched.tsv")
-    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/train-v1.1.json")
-    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/dev-v1.1.json")
+    root = glue_squad_layout(tmp_path_factory.mktemp("multitask"))
     return root
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import XTREME_DIR, read_json, run_script
+from conftest import XTREME_DIR, glue_squad_layout, read_json, run_script
 from safetensors.torch import load_file
 
 from utils.modeling import load_model
@@ -48,13 +48,7 @@ def test_batches_are_single_task_and_replayable():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """GLUE/SQuAD layout built from real fixture slices."""
-    root = tmp_path_factory.mktemp("data")
-    (root / "MNLI").mkdir()
-    (root / "squad").mkdir()
-    shutil.copy(XTREME_DIR / "xnli/train-en.tsv", root / "MNLI/train.tsv")
-    shutil.copy(XTREME_DIR / "xnli/dev-en.tsv", root / "MNLI/dev_matched.tsv")
-    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/train-v1.1.json")
-    shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/dev-v1.1.json")
+    root = glue_squad_layout(tmp_path_factory.mktemp("data"))
     (root / "hellaswag").mkdir()  # HellaSwag's schema; the right ending carries a marker word, so it is learnable
     rng = random.Random(0)
     words = "the man walks runs house tree river small dog sits".split()
