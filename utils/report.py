@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import XtremeError, run_main
-from .results import SPLITS, read_results
+from .results import METRIC_KEYS, SPLITS, read_results
 
 XTREME_TASKS = ("pawsx", "xnli", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
 CATEGORIES = {
@@ -65,7 +65,6 @@ PARTIAL = "†"
 GRID_STATE = "grid_state.json"
 RETRIEVAL_TASKS = ("bucc2018", "tatoeba")  # phase 3 on the phase-1 model; for the baseline, the pretrained model
 GROUPS = ("base", "aligned")
-METRIC_KEYS = ("score", "accuracy", "f1", "exact_match", "precision", "recall")  # a language with one has a score
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -164,7 +163,7 @@ class BrokenResults(XtremeError):
 def read_result(path: Path, run_dir: Path) -> Result:
     """One results file as a `Result`; an `XtremeError` names the file and what is wrong with it."""
     data = read_results(path)
-    for lang, metrics in data["languages"].items():
+    for lang, metrics in data["languages"].items():  # a language with a metric has a score
         if language_score(metrics) is None and any(k in metrics for k in METRIC_KEYS):
             raise XtremeError(f"{path}: languages.{lang} has no score (expected score, accuracy, f1, or exact_match "
                               "and f1)")

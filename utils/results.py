@@ -23,7 +23,8 @@ from .errors import XtremeError
 
 RUN_INFO = "xtreme_inter_run.json"
 SPLITS = ("dev", "test")
-NUMBER_KEYS = ("score", "accuracy", "f1", "exact_match", "precision", "recall", "num_examples")
+METRIC_KEYS = ("score", "accuracy", "f1", "exact_match", "precision", "recall")
+NUMBER_KEYS = (*METRIC_KEYS, "num_examples")  # what a results file must hold as numbers where present
 
 
 def results_path(output_dir: str | Path, task: str, split: str) -> Path:
@@ -77,8 +78,9 @@ def results_problem(path: Path, data) -> str | None:
     task, split = data.get("task"), data.get("split")
     if not isinstance(task, str) or split not in SPLITS:
         return f"task {json.dumps(task)}, split {json.dumps(split)}: expected a task name and dev or test"
-    if path != results_path(path.parent.parent, task, split):
-        return f"holds the {split} results of {task}: expected the path {results_path(path.parent.parent, task, split)}"
+    expected = results_path(path.parent.parent, task, split)
+    if path != expected:
+        return f"holds the {split} results of {task}: expected the path {expected}"
     languages, skipped = data.get("languages"), data.get("skipped", {})
     if not isinstance(languages, dict) or not all(isinstance(m, dict) for m in languages.values()):
         return "'languages' is not an object of per-language metrics"
