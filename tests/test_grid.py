@@ -11,6 +11,7 @@ from conftest import ROOT, XTREME_DIR, read_json
 
 from utils.errors import XtremeError
 from utils.grid import build_steps, load_plan, main, select_steps
+from utils.results import results_path
 
 PLANS = ROOT / "plans"
 
@@ -219,7 +220,7 @@ STUB = textwrap.dedent('''
         data = {"task": task, "split": "test", "languages": {l: {"score": 50.0} for l in done},
                 "skipped": {l: "file not found" for l in languages if l not in done}}
         (out / "results").mkdir(parents=True, exist_ok=True)
-        (out / "results" / f"{task}.json").write_text(json.dumps(data))
+        (out / "results" / f"{task}.test.json").write_text(json.dumps(data))
 ''')
 
 
@@ -318,10 +319,11 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
                            "phase1 mnli seed 7", "phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7",
                            "phase3 mnli->tatoeba seed 7"]
     assert all(v.startswith("done in") for v in first.values()), first
-    tatoeba = read_json(grid / "mnli/seed7/tatoeba/phase3/results/tatoeba.json")
+    tatoeba = read_json(results_path(grid / "mnli/seed7/tatoeba/phase3", "tatoeba", "test"))
     assert set(tatoeba["languages"]) == {"de", "fr"} and tatoeba["model"] == str(grid / "mnli/seed7/phase1/model")
-    assert read_json(grid / "none/seed7/tatoeba/phase3/results/tatoeba.json")["model"] == str(tiny_model_dir)
-    results = read_json(grid / "mnli/seed7/pawsx/phase3/results/pawsx.json")
+    none = read_json(results_path(grid / "none/seed7/tatoeba/phase3", "tatoeba", "test"))
+    assert none["model"] == str(tiny_model_dir)
+    results = read_json(results_path(grid / "mnli/seed7/pawsx/phase3", "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en"} and results["model"].endswith("mnli/seed7/pawsx/phase2/model")
     assert read_json(grid / "mnli/seed7/phase1/model/xtreme_inter_run.json")["finished"] is True
     record = read_json(grid / "mnli/seed7/pawsx/phase3/step.json")
