@@ -226,7 +226,7 @@ def _json_line(path: Path, number: int, line: str):
     try:
         return json.loads(line)
     except json.JSONDecodeError as err:
-        raise XtremeError(f"{path}:{number}: not valid JSON lines ({err.msg} at column {err.colno})") from None
+        raise XtremeError(f"{path}:{number}:{err.colno}: not valid JSON lines ({err.msg})") from None
 
 
 def read_json_rows(path: Path, task: Task) -> list[dict]:
