@@ -1,9 +1,9 @@
 """The task registry: every XTREME target task and every intermediate task, described once.
 
-A `Task` says what kind of problem it is, its labels, the exact XTREME language list (and each split's, where one has
-fewer), its XTREME category, its metric, and where its
-data lives: on the Hub (`HubSource`) and in XTREME's downloaded layout under `--data_dir`. A user's own task is a
-`Task` too, read from a small YAML/JSON spec (`--task_spec`).
+A `Task` says what kind of problem it is, its labels, the exact XTREME language list (and a split's own, where it
+has fewer), its XTREME category, its metric, and where its data lives: on the Hub (`HubSource`) and in XTREME's
+downloaded layout under `--data_dir`. A user's own task is a `Task` too, read from a small YAML/JSON spec
+(`--task_spec`).
 """
 
 from __future__ import annotations
