@@ -21,10 +21,9 @@ listed as not scored; the averages are then over the languages labelled, marked 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from .errors import XtremeError, run_main
+from .errors import XtremeError, load_json, run_main
 from .tasks import CATEGORIES as CATEGORY_NAMES
 from .tasks import CLASSIFICATION, QA, TAGGING, TASKS
 
@@ -110,20 +109,9 @@ def _sentences(path: Path) -> list[list[str]]:
     return sentences + ([sentence] if sentence else [])
 
 
-def _json(path: Path):
-    from .errors import undecodable
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise XtremeError(undecodable(path)) from None
-    except json.JSONDecodeError as err:
-        raise XtremeError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-
-
 def _squad_references(path: Path) -> dict[str, list[str]]:
     """Question id -> gold answer texts of a SQuAD-format labels file, in file order."""
-    doc = _json(path)
+    doc = load_json(path)
     articles = doc.get("data", doc) if isinstance(doc, dict) else doc
     try:
         return {qa["id"]: [answer["text"] for answer in qa["answers"]]
@@ -147,7 +135,7 @@ def score_file(task: str, lang: str, prediction_path: Path, label_path: Path) ->
 
     kind = TASKS[task].kind
     if kind == QA:
-        predictions, references = _json(prediction_path), _squad_references(label_path)
+        predictions, references = load_json(prediction_path), _squad_references(label_path)
         if not isinstance(predictions, dict) or not all(isinstance(v, str) for v in predictions.values()):
             raise XtremeError(f"{prediction_path}: expected a JSON object of question id -> answer text")
         if TASKS[task].metric == "mlqa":
