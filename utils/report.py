@@ -46,6 +46,7 @@ from pathlib import Path
 
 from .errors import XtremeError, run_main
 from .score import CATEGORIES, XTREME_TASKS, average, language_score, task_score, xtreme_scores
+from .tasks import TASKS
 SHORT = {"classification": "class.", "structured prediction": "struct.", "question answering": "QA",
          "retrieval": "retr."}
 MISSING = "—"
@@ -67,12 +68,9 @@ def stdev(values) -> float | None:
     return statistics.stdev(values) if len(values) >= 2 else None
 
 
-def xtreme_languages(task: str) -> tuple | None:
-    try:
-        from .tasks import TASKS
-    except Exception:  # the registry is optional here: a report needs only the JSON files
-        return None
-    return tuple(TASKS[task].languages) if task in TASKS else None
+def xtreme_languages(task: str, split: str | None) -> tuple | None:
+    """XTREME's languages of the task's split (udpos dev has 29); None for a task outside the registry."""
+    return TASKS[task].languages_in(split or "test") if task in TASKS else None
 
 
 @dataclass
@@ -99,7 +97,7 @@ class Result:
     @property
     def partial(self) -> bool:
         """Fewer languages than XTREME's list for the task (or languages skipped)."""
-        expected = xtreme_languages(self.task)
+        expected = xtreme_languages(self.task, self.split)
         return bool(self.skipped) or (expected is not None and not set(expected) <= set(self.scores))
 
     @property
