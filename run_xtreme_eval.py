@@ -135,9 +135,10 @@ def main():
     meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info(),
             "not_in_split": [lang for lang in task.languages if lang not in in_split]}
     results = ResultsFile(output_dir, task.name, eval_args.split, meta, resume=eval_args.resume)
-    skipped, failed = {}, []
+    skipped, failed, evaluated = {}, [], []
     for lang in languages:
         if results.done(lang):
+            evaluated.append(lang)
             logger.info("%s %s: already in %s", task.name, lang, results.path)
             continue
         try:
@@ -151,8 +152,9 @@ def main():
         if main_process:
             write_predictions(output_dir, task.name, f"{eval_args.split}-{lang}{suffix}", predictions)
             results.add(lang, {**(metrics or {}), "num_examples": count})
+        evaluated.append(lang)
         logger.info("%s %s: %s", task.name, lang, metrics if metrics else "predictions written (no labels)")
-    if not results.data["languages"]:  # nothing to report: the output dir is left as it was
+    if not evaluated:  # nothing to report (on every rank): the output dir is left as it was
         raise XtremeError(f"task {task.name} ({eval_args.split}): no language could be evaluated; "
                           + "; ".join(f"{lang}: {reason}" for lang, reason in skipped.items()))
     if main_process:  # every rank evaluates (sharded) and skips alike; only the main one writes
