@@ -246,7 +246,7 @@ def test_both_splits_of_a_target_are_never_mixed(tmp_path):
     dev = results_path(run_dir / "xlmr/none/seed1/pawsx/phase3", "pawsx", "dev")
     test = results_path(dev.parent.parent, "pawsx", "test")
     shutil.copy(test, dev)
-    _edit(dev, lambda d: d.update(split="dev", languages={"de": {"score": 10.0}, "en": {"score": 20.0}}))
+    _edit(dev, lambda d: d.update(split="dev", languages={"de": {"accuracy": 10.0, "score": 10.0}, "en": {"accuracy": 20.0, "score": 20.0}}))
     with pytest.raises(XtremeError) as mixed:
         write_report(run_dir, tmp_path / "out")
     first_test = results_path(run_dir / "xlmr/mnli/seed1/pawsx/phase3", "pawsx", "test")
@@ -555,7 +555,7 @@ def test_partial_is_judged_against_the_splits_languages(tmp_path):
 
     languages = {lang: {"f1": 50.0, "score": 50.0} for lang in TASKS["udpos"].languages_in("dev")}
     for split in ("dev", "test"):
-        path = tmp_path / split / "results" / "udpos.json"
+        path = results_path(tmp_path / split, "udpos", split)
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"task": "udpos", "split": split, "languages": languages}))
     partial = {r.split: r.partial for r in discover(tmp_path)}
