@@ -3,7 +3,6 @@
 import json
 import shutil
 import sys
-import textwrap
 
 import pytest
 import yaml
@@ -11,8 +10,10 @@ from conftest import ROOT, XTREME_DIR, read_json
 
 from utils.errors import XtremeError
 from utils.grid import build_steps, load_plan, main, select_steps
+from utils.results import results_path
 
 PLANS = ROOT / "plans"
+STUB = ROOT / "tests" / "grid_stub.py"
 
 
 def write_plan(tmp_path, plan: dict, name="plan.yaml"):
@@ -198,36 +199,11 @@ def test_dry_run_of_the_demo_plan(capsys):
 
 # ---------------------------------------------------------------------------- resuming and failures (fake scripts)
 
-STUB = textwrap.dedent('''
-    """Stands in for the three scripts: phase 1 fails, phase 2 writes a finished run, phase 3 writes results."""
-    import json, sys
-    from pathlib import Path
-    script, args = Path(sys.argv[1]).name, sys.argv[2:]
-    get = lambda name: args[args.index(name) + 1]
-    out = Path(get("--output_dir"))
-    if script == "run_intermediate.py":
-        print("loading", file=sys.stderr)
-        print("error: cannot load the model: no such dir", file=sys.stderr)
-        sys.exit(2)
-    if script == "run_target.py":
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "xtreme_inter_run.json").write_text(json.dumps({"finished": True, "task": get("--task"),
-                                                               "model": get("--model_name_or_path")}))
-    else:
-        task, languages = get("--task"), get("--languages").split(",")
-        done = languages[:-1] if task == "udpos" else languages  # udpos: the last language "has no file"
-        data = {"task": task, "split": "test", "languages": {l: {"score": 50.0} for l in done},
-                "skipped": {l: "file not found" for l in languages if l not in done}}
-        (out / "results").mkdir(parents=True, exist_ok=True)
-        (out / "results" / f"{task}.json").write_text(json.dumps(data))
-''')
-
-
 @pytest.fixture()
 def fake_plan(tmp_path):
-    stub = tmp_path / "stub.py"
-    stub.write_text(STUB, encoding="utf-8")
-    plan = {"output_dir": str(tmp_path / "grid"), "python": f"{sys.executable} {stub}",
+    """Stub scripts (tests/grid_stub.py): phase 1 fails, udpos's evaluation misses its last language."""
+    plan = {"output_dir": str(tmp_path / "grid"),
+            "python": f"{sys.executable} {STUB} --fail run_intermediate.py --incomplete udpos",
             "backbones": [{"name": "m", "path": "some/model"}], "seeds": [1],
             "intermediate": ["none", "mnli"],
             "targets": [{"name": "pawsx", "languages": ["de", "en"]}, {"name": "udpos", "languages": ["de", "en"]}]}
@@ -235,8 +211,9 @@ def fake_plan(tmp_path):
 
 
 def progress(text):
+    """Step label -> how it ended, from the driver's progress lines."""
     return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
-            for line in text.splitlines() if line.startswith("[")}
+            for line in text.splitlines() if line.startswith("[") and " ... " in line}
 
 
 def test_failures_are_reported_and_the_rest_goes_on(fake_plan, capsys):
@@ -318,10 +295,11 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
                            "phase1 mnli seed 7", "phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7",
                            "phase3 mnli->tatoeba seed 7"]
     assert all(v.startswith("done in") for v in first.values()), first
-    tatoeba = read_json(grid / "mnli/seed7/tatoeba/phase3/results/tatoeba.json")
+    tatoeba = read_json(results_path(grid / "mnli/seed7/tatoeba/phase3", "tatoeba", "test"))
     assert set(tatoeba["languages"]) == {"de", "fr"} and tatoeba["model"] == str(grid / "mnli/seed7/phase1/model")
-    assert read_json(grid / "none/seed7/tatoeba/phase3/results/tatoeba.json")["model"] == str(tiny_model_dir)
-    results = read_json(grid / "mnli/seed7/pawsx/phase3/results/pawsx.json")
+    none_tatoeba = read_json(results_path(grid / "none/seed7/tatoeba/phase3", "tatoeba", "test"))
+    assert none_tatoeba["model"] == str(tiny_model_dir)
+    results = read_json(results_path(grid / "mnli/seed7/pawsx/phase3", "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en"} and results["model"].endswith("mnli/seed7/pawsx/phase2/model")
     assert read_json(grid / "mnli/seed7/phase1/model/xtreme_inter_run.json")["finished"] is True
     record = read_json(grid / "mnli/seed7/pawsx/phase3/step.json")

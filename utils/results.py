@@ -18,6 +18,11 @@ from pathlib import Path
 RUN_INFO = "xtreme_inter_run.json"
 
 
+def results_path(output_dir: str | Path, task: str, split: str) -> Path:
+    """Where phase 3 writes the results of one task and split."""
+    return Path(output_dir) / "results" / f"{task}.{split}.json"
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it: readers see old or new, never half."""
     path = Path(path)
