@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils.results import RUN_INFO, results_path  # noqa: E402
+from utils.tasks import TASKS  # noqa: E402
 
 SLICES = 10
 
@@ -43,8 +44,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     progress = out / ".stub_progress"
     start = int(progress.read_text()) if progress.is_file() else 0
-    event(stub.events, "start", out, os.getpid(), os.getppid(), os.environ.get("CUDA_VISIBLE_DEVICES", "-"),
-          os.environ.get("STUB_PORT", "-"), start)
+    event(stub.events, "start", out, os.getpid(), os.getppid(), os.environ.get("CUDA_VISIBLE_DEVICES") or "-",
+          os.environ.get("STUB_PORT") or "-", start)
     print(f"{script}: working in {out}", flush=True)
     if script in stub.fail:
         print("loading", file=sys.stderr)
@@ -58,6 +59,7 @@ def main():
                                                 "model": get("--model_name_or_path")}))
     else:
         task, split, languages = get("--task"), get("--split", "test"), get("--languages").split(",")
+        languages = list(TASKS[task].languages) if languages == ["all"] else languages
         done = languages[:-1] if task == stub.incomplete else languages
         data = {"task": task, "split": split, "languages": {lang: {"score": 50.0 + i} for i, lang in enumerate(done)},
                 "skipped": {lang: "file not found" for lang in languages if lang not in done}}

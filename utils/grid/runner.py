@@ -274,7 +274,8 @@ class Grid:
             signal.signal(signal.SIGINT, previous)
 
     def save(self, **invocation) -> None:
-        live = {step.id: {"status": "queued"} for step in self.pending if step.status == "queued"}
+        live = {step.id: {"status": "queued"} for step in self.pending  # ready, waiting for room
+                if step.status == "queued" or (all(d.status == "done" for d in step.deps) and not step.complete())}
         for run in self.running.values():
             live[run.step.id] = {"status": "running", **{k: v for k, v in run.handle.info.items() if k != "launched"}}
         running = {"running": True} if not invocation else {}
