@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, XTREME_DIR, read_json
+from conftest import ROOT, XTREME_DIR, grid_ends, read_json
 
 from utils.errors import XtremeError
 from utils.grid import build_steps, load_plan, main, select_steps
@@ -210,16 +210,12 @@ def fake_plan(tmp_path):
     return write_plan(tmp_path, plan), tmp_path / "grid"
 
 
-def progress(text):
-    """Step label -> how it ended, from the driver's progress lines."""
-    return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
-            for line in text.splitlines() if line.startswith("[") and " ... " in line}
 
 
 def test_failures_are_reported_and_the_rest_goes_on(fake_plan, capsys):
     path, grid = fake_plan
     assert main([str(path)]) == 1
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->udpos seed 1"].startswith("INCOMPLETE") and "missing: en" in lines[
@@ -241,13 +237,13 @@ def test_resume_skips_complete_steps_and_reruns_dependents(fake_plan, capsys):
     main([str(path), "--only", "intermediate=none"])
     capsys.readouterr()
     assert main([str(path), "--only", "intermediate=none", "target=pawsx"]) == 0
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines == {"phase2 none->pawsx seed 1": "skipped (done)", "phase3 none->pawsx seed 1": "skipped (done)"}
     # phase 2 produced again (its outputs deleted): its evaluation is stale and runs again, nothing else
     shutil.rmtree(grid / "m/none/seed1/pawsx/phase2/model")
     old = read_json(grid / "m/none/seed1/pawsx/phase3/step.json")["deps"]
     main([str(path), "--only", "intermediate=none"])
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->pawsx seed 1"].startswith("input changed (phase2 none->pawsx seed 1): old outputs "
                                                          "removed; done in")
@@ -261,7 +257,7 @@ def test_resume_skips_complete_steps_and_reruns_dependents(fake_plan, capsys):
     main([str(path), "--dry-run", "--only", "intermediate=none", "target=pawsx"])
     assert "phase3 none->pawsx seed 1: stale (an input changed), would run again" in capsys.readouterr().out
     main([str(path), "--only", "intermediate=none", "target=pawsx"])
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"] == "skipped (done)"
     assert lines["phase3 none->pawsx seed 1"].startswith("input changed (phase2 none->pawsx seed 1): old outputs "
                                                          "removed; done in")
@@ -290,7 +286,7 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
     grid = tmp_path / "grid/tiny"
 
     assert main([str(path)]) == 0
-    first = progress(capsys.readouterr().out)
+    first = grid_ends(capsys.readouterr().out)
     assert list(first) == ["phase2 none->pawsx seed 7", "phase3 none->pawsx seed 7", "phase3 none->tatoeba seed 7",
                            "phase1 mnli seed 7", "phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7",
                            "phase3 mnli->tatoeba seed 7"]
@@ -308,12 +304,12 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
     assert (grid / "mnli/seed7/phase1/log.txt").stat().st_size > 0
 
     assert main([str(path)]) == 0
-    second = progress(capsys.readouterr().out)
+    second = grid_ends(capsys.readouterr().out)
     assert set(second.values()) == {"skipped (done)"}
 
     shutil.rmtree(grid / "mnli/seed7/pawsx/phase2/model")
     assert main([str(path)]) == 0
-    third = progress(capsys.readouterr().out)
+    third = grid_ends(capsys.readouterr().out)
     rerun = {k for k, v in third.items() if v != "skipped (done)"}
     assert rerun == {"phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7"}, third
     assert third["phase3 mnli->pawsx seed 7"].startswith("input changed (phase2 mnli->pawsx seed 7)")
@@ -338,6 +334,6 @@ def test_a_changed_command_is_reported_not_rerun(fake_plan, capsys):
     path.write_text(yaml.safe_dump(plan))
     capsys.readouterr()
     assert main([str(path), "--only", "intermediate=none", "target=pawsx"]) == 0
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("skipped (done, but with another command than the plan's")
     assert lines["phase3 none->pawsx seed 1"] == "skipped (done)"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, read_json
+from conftest import ROOT, grid_ends, read_json
 
 from utils.errors import XtremeError
 from utils.grid import main
@@ -47,9 +47,6 @@ def runs_per_dir(tmp_path) -> dict:
     return out
 
 
-def progress(text):
-    return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
-            for line in text.splitlines() if line.startswith("[") and " ... " in line}
 
 
 def driver(path, *args, tmp_path):
@@ -147,7 +144,7 @@ def overlaps(tmp_path) -> list[list[list[str]]]:
 def test_workers_and_gpus_share_devices_and_respect_dependencies(tmp_path, capsys):
     path = write_plan(tmp_path, seconds=1, seeds=[1, 2])
     assert main([str(path), "--gpus", "0,1"]) == 0
-    ends = progress(capsys.readouterr().out)
+    ends = grid_ends(capsys.readouterr().out)
     assert len(ends) == 13 and all(v.startswith("done in") for v in ends.values()), ends
     sets = overlaps(tmp_path)
     assert max(len(s) for s in sets) == 2  # two at once, never more
@@ -200,7 +197,7 @@ def test_a_failure_blocks_only_its_dependents_and_the_summary_names_the_logs(tmp
     path = write_plan(tmp_path, python=f"{sys.executable} {STUB} --fail run_intermediate.py")
     assert main([str(path), "--workers", "2"]) == 1
     out = capsys.readouterr().out
-    assert progress(out)["phase3 none->pawsx seed 1"].startswith("done in")
+    assert grid_ends(out)["phase3 none->pawsx seed 1"].startswith("done in")
     log = tmp_path / "grid/m/mnli/seed1/phase1/log.txt"
     assert f"  failed: phase1 mnli seed 1: error: cannot load the model: no such dir (log: {log})" in out
     assert f"  blocked: phase3 mnli->pawsx seed 1 (by phase1 mnli seed 1; log: {log})" in out
@@ -253,7 +250,7 @@ def test_a_killed_driver_leaves_its_steps_running_and_a_rerun_never_runs_one_twi
     assert all(pid_alive(int(e[2])) for e in orphans)  # left running, each holding its step's lock
     capsys.readouterr()
     assert main([str(path), "--workers", "2"]) == 0
-    ends = progress(capsys.readouterr().out)
+    ends = grid_ends(capsys.readouterr().out)
     waited = [k for k, v in ends.items() if v == "done (finished by the run an earlier driver started)"]
     assert len(waited) == 2, ends
     assert all(v == (1, 1) for v in runs_per_dir(tmp_path).values()), runs_per_dir(tmp_path)

@@ -1,8 +1,9 @@
 """The driver: brings every step of a plan up to date, as many at once as its pool allows.
 
 A step is settled when the steps it needs have ended: skipped when its outputs are complete and its inputs
-unchanged, blocked when an input failed, else run (after its stale outputs are removed). Ready steps start in plan
-order as soon as the pool has room for them; with one slot that is exactly one step after another. Only this
+unchanged, blocked when an input failed, else run (after its stale outputs are removed). Ready steps start as soon
+as the pool has room for them: with one slot in plan order, one after another; with more, the steps that most
+others wait for first. Only this
 module's thread writes step records and the state file. Ctrl-C (or SIGTERM) stops the running steps and records
 them as interrupted; the next invocation resumes them.
 """
@@ -61,6 +62,17 @@ def root_cause(step: Step) -> Step:
     return root_cause(blocker) if blocker is not step and blocker.status == "blocked" else blocker
 
 
+def run_order(steps: list[Step], slots: int | None) -> list[Step]:
+    """Plan order for one step at a time; with more, the steps most others wait for first (the phase-1 runs)."""
+    if slots == 1:
+        return list(steps)
+    waiting = {step.id: 0 for step in steps}
+    for step in reversed(steps):  # a step comes after the steps it needs
+        for dep in step.deps:
+            waiting[dep.id] = waiting.get(dep.id, 0) + 1 + waiting[step.id]
+    return sorted(steps, key=lambda step: -waiting[step.id])  # stable: plan order among equals
+
+
 class Grid:
     def __init__(self, plan, steps: list[Step], pool, argv: list[str] | None = None):
         self.plan, self.steps, self.pool, self.argv = plan, steps, pool, argv
@@ -79,7 +91,7 @@ class Grid:
         try:
             self.invocation = {"id": uuid.uuid4().hex[:12], "started": now(), "argv": self.argv, "cwd": os.getcwd(),
                                "host": os.uname().nodename, "pid": os.getpid(), "runs": self.pool.describe()}
-            self.pending = list(self.steps)
+            self.pending = run_order(self.steps, self.pool.slots)
             print(f"grid {self.plan.path}: {len(self.steps)} step(s) under {self.plan.output_dir}, "
                   f"{self.pool.describe()}", flush=True)
             try:
