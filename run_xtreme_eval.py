@@ -1,24 +1,26 @@
 #!/usr/bin/env python
 """Phase 3: zero-shot evaluation of a fine-tuned model on every XTREME language of its task.
 
-The model is loaded once and evaluated language by language; after each one `{output_dir}/results/{task}.json`
-(per-language metrics, the task average, counts, model path, split) is rewritten atomically and the predictions
+The model is loaded once and evaluated language by language; after each one `{output_dir}/results/{task}.{split}.json`
+(per-language metrics, the task average, counts, what produced them) is rewritten atomically and the predictions
 are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
-A language whose file is missing is reported and skipped. `--output_dir` defaults to the model dir.
+A language whose file is missing is reported and skipped. `--output_dir` defaults to the model dir. `--resume`
+keeps the languages of a results file written by the same evaluation (model path and weights, split, arguments).
 BUCC 2018 and Tatoeba need no task head: they embed sentences with any encoder, e.g. a phase-1 output dir.
 
     python run_xtreme_eval.py --model_name_or_path runs/mnli-pawsx --task pawsx --languages all --split test
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from utils.data import load_split
 from utils.errors import MissingDataError, XtremeError, run_main
 from utils.kinds import get_kind
 from utils.modeling import check_model_dir, check_vocabulary, hub_kwargs, load_model, load_tokenizer
-from utils.results import ResultsFile, environment_info, format_table, write_predictions
+from utils.results import (ResultsFile, environment_info, format_table, weights_fingerprint,
+                           write_predictions)
 from utils.retrieval import default_layer, embed_sentences, evaluate_bucc, evaluate_tatoeba
 from utils.tasks import QA, RETRIEVAL, get_task
 from utils.training import (ModelArguments, PreprocessingArguments, XtremeTrainer, XtremeTrainingArguments,
@@ -32,7 +34,9 @@ class EvalArguments(PreprocessingArguments):
     languages: str = field(default="all", metadata={"help": "'all' or a comma-separated list, e.g. de,fr,zh."})
     split: str = field(default="test", metadata={"help": "dev or test.", "choices": ["dev", "test"]})
     eval_file: str | None = field(default=None, metadata={"help": "A local file pattern with {lang}, instead."})
-    resume: bool = field(default=False, metadata={"help": "Keep languages already in the results file."})
+    resume: bool = field(default=False, metadata={
+        "help": "Keep the languages already in the results file when the same evaluation wrote it (model path and "
+                "weights, split, arguments); another one's is refused."})
     layer: int | None = field(default=None, metadata={
         "help": "Retrieval: index into output_hidden_states (0 = embeddings); default the middle layer. XTREME "
                 "used 14 for XLM-R Large."})
@@ -114,6 +118,30 @@ def retrieval_evaluator(model_args, eval_args, training_args, task):
     return evaluate
 
 
+# Evaluation arguments that change which languages run or how fast, never a number: left out of the record that
+# --resume compares (task and split are the results file's own fields).
+NOT_RECORDED = {"task", "split", "languages", "resume", "preprocessing_num_workers", "overwrite_cache", "block_size",
+                "search_backend"}
+
+
+def evaluation_record(model_args, eval_args, training_args) -> dict:
+    """What the numbers of a results file depend on: the model (resolved path, or Hub id and revision, and a
+    fingerprint of its weights), the tokenizer, the precision and every other evaluation argument."""
+    model = Path(model_args.model_name_or_path)
+    if model.is_dir():
+        name, files = str(model.resolve()), model
+    else:  # a Hub model: the cached snapshot it was loaded from
+        from huggingface_hub import try_to_load_from_cache
+
+        name = f"{model_args.model_name_or_path}@{model_args.model_revision}"
+        config = try_to_load_from_cache(model_args.model_name_or_path, "config.json", cache_dir=model_args.cache_dir,
+                                        revision=model_args.model_revision)
+        files = Path(config).parent if isinstance(config, str) else None
+    return {"model": name, "weights": weights_fingerprint(files) if files else None,
+            "tokenizer": model_args.tokenizer_name, "bf16": training_args.bf16, "fp16": training_args.fp16,
+            **{f.name: getattr(eval_args, f.name) for f in fields(eval_args) if f.name not in NOT_RECORDED}}
+
+
 def main():
     model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
     setup_logging(training_args)
@@ -130,7 +158,8 @@ def main():
         evaluate = head_evaluator(model_args, eval_args, training_args, task, spec_files)
     main_process = training_args.process_index == 0
     meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info()}
-    results = ResultsFile(output_dir, task.name, eval_args.split, meta, resume=eval_args.resume)
+    results = ResultsFile(output_dir, task.name, eval_args.split, meta,
+                          evaluation_record(model_args, eval_args, training_args), resume=eval_args.resume)
     failed = []
     for lang in languages:
         if results.done(lang):

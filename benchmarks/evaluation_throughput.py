@@ -131,6 +131,8 @@ def run_eval(args, model_dir, languages, data_dir, output_dir) -> float:
 def processes(args, model_dir, languages, data_dir):
     import json
 
+    from utils.results import results_path
+
     times = {"one_process": [], "per_language": []}
     cpu_times = {"one_process": [], "per_language": []}
     scores = {}
@@ -141,7 +143,7 @@ def processes(args, model_dir, languages, data_dir):
                 seconds, cpu_seconds = run_eval(args, model_dir, languages, data_dir, out)
                 times[which].append(seconds)
                 cpu_times[which].append(cpu_seconds)
-                results = json.loads((Path(out) / "results" / "xnli.json").read_text())
+                results = json.loads(results_path(out, "xnli", "dev").read_text())
                 scores[which] = {l: m["accuracy"] for l, m in results["languages"].items()}
             else:
                 total, cpu_total, scores[which] = 0.0, 0.0, {}
@@ -149,7 +151,7 @@ def processes(args, model_dir, languages, data_dir):
                     lang_out = os.path.join(out, lang)
                     seconds, cpu_seconds = run_eval(args, model_dir, [lang], data_dir, lang_out)
                     total, cpu_total = total + seconds, cpu_total + cpu_seconds
-                    results = json.loads((Path(lang_out) / "results" / "xnli.json").read_text())
+                    results = json.loads(results_path(lang_out, "xnli", "dev").read_text())
                     scores[which][lang] = results["languages"][lang]["accuracy"]
                 times[which].append(total)
                 cpu_times[which].append(cpu_total)

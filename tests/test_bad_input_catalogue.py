@@ -7,6 +7,7 @@ a real subprocess to check the exit status and stderr of the command line itself
 
 import errno
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from conftest import ROOT, XTREME_DIR, read_json, run_script
 from transformers import Trainer
 
 from utils.errors import disk_full
+from utils.results import results_path
 from utils.training import last_complete_checkpoint
 
 QUIET = ["--use_cpu", "--disable_tqdm", "true", "--logging_strategy", "no", "--per_device_train_batch_size", 8,
@@ -160,6 +162,113 @@ def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def files(directory: Path) -> dict:
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def evaluate(model, out, *args):
+    return ["--model_name_or_path", model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
+            "--output_dir", out, *args]
+
+
+def perturbed_copy(model: Path, copy: Path) -> Path:
+    """`model` with one weight changed: same files, sizes and safetensors header (what another fine-tuning of the
+    same architecture looks like)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model, copy, dirs_exist_ok=True)
+    weights = copy / "model.safetensors"
+    stat = weights.stat()
+    tensors = load_file(weights)
+    tensors["classifier.out_proj.bias"] = tensors["classifier.out_proj.bias"] + 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old modification time
+    assert weights.stat().st_size == stat.st_size
+    return copy
+
+
+def test_resume_over_another_models_results(pawsx_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    run_script("run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de"), *QUIET])
+    before = files(out)
+    results = results_path(out, "pawsx", "dev")
+    other = perturbed_copy(pawsx_model, tmp_path / "other")
+    line = one_line_error(capsys, "run_xtreme_eval", [*evaluate(other, out, "--languages", "de,en"), "--resume"])
+    assert line.startswith(f"error: {results}: holds the results of another evaluation (model "
+                           f"{pawsx_model.resolve()} (now {other.resolve()}); weights sha256:")
+    assert line.endswith("); choose another --output_dir, or drop --resume to evaluate every language again "
+                         "(replacing it)")
+    assert files(out) == before
+
+
+def test_resume_after_the_model_changed_in_place(pawsx_model, tmp_path, capsys):
+    """The same path, weights of the same size rewritten and their old modification time restored."""
+    model, out = tmp_path / "model", tmp_path / "eval"
+    shutil.copytree(pawsx_model, model)
+    run_script("run_xtreme_eval", [*evaluate(model, out, "--languages", "de"), *QUIET])
+    before = files(out)
+    perturbed_copy(pawsx_model, model)
+    line = one_line_error(capsys, "run_xtreme_eval", [*evaluate(model, out, "--languages", "de,en"), "--resume"])
+    assert line.startswith(f"error: {results_path(out, 'pawsx', 'dev')}: holds the results of another evaluation "
+                           "(weights sha256:") and "model" not in line.split("(", 1)[1]
+    assert files(out) == before
+
+
+def test_resume_with_other_evaluation_arguments(pawsx_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    run_script("run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de"), *QUIET])
+    before = files(out)
+    line = one_line_error(capsys, "run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de,en"),
+                                                      "--resume", "--max_seq_length", 64, "--max_eval_samples", 50])
+    assert line == (f"error: {results_path(out, 'pawsx', 'dev')}: holds the results of another evaluation "
+                    "(max_seq_length 128 (now 64); max_eval_samples null (now 50)); choose another --output_dir, or "
+                    "drop --resume to evaluate every language again (replacing it)")
+    assert files(out) == before
+    # the same evaluation resumes (other languages, batch size and workers do not change a number)
+    run_script("run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de,en"), "--resume", *QUIET,
+                                   "--per_device_eval_batch_size", 8, "--preprocessing_num_workers", 1])
+    assert set(read_json(results_path(out, "pawsx", "dev"))["languages"]) == {"de", "en"}
+    assert (out / "predictions/pawsx/dev-de.tsv").read_bytes() == before[out / "predictions/pawsx/dev-de.tsv"]
+
+
+def test_test_split_after_dev_keeps_the_dev_results(pawsx_model, tmp_path):
+    data = tmp_path / "data"
+    (data / "pawsx").mkdir(parents=True)
+    dev = (XTREME_DIR / "pawsx/dev-de.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (data / "pawsx/dev-de.tsv").write_text("".join(dev), encoding="utf-8")
+    (data / "pawsx/test-de.tsv").write_text("".join(dev[:40]), encoding="utf-8")
+    out = tmp_path / "eval"
+    args = ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--languages", "de", "--data_dir", data,
+            "--output_dir", out, *QUIET]
+    run_script("run_xtreme_eval", [*args, "--split", "dev"])
+    before = files(out)
+    run_script("run_xtreme_eval", [*args, "--split", "test"])
+    assert all(files(out)[p] == text for p, text in before.items())  # exit 0, nothing of dev's changed
+    assert read_json(results_path(out, "pawsx", "dev"))["languages"]["de"]["num_examples"] == 100
+    assert read_json(results_path(out, "pawsx", "test"))["languages"]["de"]["num_examples"] == 40
+
+
+def test_report_over_a_corrupted_results_file(tmp_path, capsys):
+    run_dir = tmp_path / "runs"
+    good = results_path(run_dir / "a", "pawsx", "test")
+    good.parent.mkdir(parents=True)
+    good.write_text(json.dumps({"task": "pawsx", "split": "test", "languages": {"de": {"score": 80.0}}}))
+    broken = results_path(run_dir / "b", "pawsx", "test")
+    broken.parent.mkdir(parents=True)
+    broken.write_text(good.read_text()[:30])
+    before = files(run_dir)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("utils.report", [run_dir])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    problem, line = err.splitlines()  # a line per broken file, then the error
+    assert problem.startswith(f"{broken}: not valid JSON (Unterminated string starting at: line 1 column ")
+    assert line == (f"error: 1 results file(s) under {run_dir} cannot be used (listed above): fix or remove them, or "
+                    "pass --skip-broken to report without them")
+    assert files(run_dir) == before  # no report written
+
+
 def _full_disk_on(directory: Path):
     """os.fdopen whose files under `directory` fail to write with ENOSPC (what a full disk does)."""
     original = os.fdopen
@@ -182,12 +291,12 @@ def test_disk_full_while_writing_results(pawsx_model, tmp_path, capsys, monkeypa
     args = ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
             "--output_dir", out]
     run_script("run_xtreme_eval", [*args, "--languages", "de", *QUIET])
-    results = (out / "results/pawsx.json").read_bytes()
+    results = results_path(out, "pawsx", "dev").read_bytes()
     monkeypatch.setattr(os, "fdopen", _full_disk_on(out))
     line = one_line_error(capsys, "run_xtreme_eval", [*args, "--languages", "de,en", "--resume"])
     assert line.startswith(f"error: no space left on the device while writing {out / 'predictions/pawsx/dev-en.tsv'};")
-    assert (out / "results/pawsx.json").read_bytes() == results  # de's results intact
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["dev-de.tsv", "pawsx.json"]  # no temp files
+    assert results_path(out, "pawsx", "dev").read_bytes() == results  # de's results intact
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["dev-de.tsv", "pawsx.dev.json"]  # no temp files
 
 
 def test_disk_full_while_writing_a_checkpoint(tiny_model_dir, tmp_path, capsys, monkeypatch):

@@ -7,6 +7,7 @@ import torch
 from conftest import XTREME_DIR, read_json, run_script
 
 from utils.choice_model import ChoiceModel
+from utils.results import results_path
 
 FAST = ["--use_cpu", "--per_device_train_batch_size", 8, "--per_device_eval_batch_size", 16,
         "--disable_tqdm", "true", "--logging_strategy", "no"]
@@ -34,7 +35,7 @@ def test_every_phase_and_kind_runs_on_a_decoder(decoder_dir, tmp_path):
         "--max_steps", 2, "--do_train", "--output_dir", tagging, *FAST])
     run_script("run_xtreme_eval", ["--model_name_or_path", tagging, "--task", "panx", "--languages", "af",
                                    "--eval_file", XTREME_DIR / "panx/dev-af.tsv", "--max_eval_samples", 40, *FAST])
-    panx = read_json(tagging / "results/panx.json")["languages"]["af"]
+    panx = read_json(results_path(tagging, "panx", "test"))["languages"]["af"]
     assert panx["num_examples"] == 40 and 0 <= panx["f1"] <= 100
     qa = tmp_path / "qa"
     window = ["--max_seq_length", 96, "--doc_stride", 32, "--max_query_length", 24]
@@ -47,7 +48,7 @@ def test_every_phase_and_kind_runs_on_a_decoder(decoder_dir, tmp_path):
     assert len(read_json(qa / "predictions/xquad/test-de.json")) == 10
     run_script("run_xtreme_eval", ["--model_name_or_path", phase1, "--task", "tatoeba", "--languages", "de",
                                    "--data_dir", XTREME_DIR, "--pooling", "last", *FAST])
-    tatoeba = read_json(phase1 / "results/tatoeba.json")["languages"]["de"]
+    tatoeba = read_json(results_path(phase1, "tatoeba", "test"))["languages"]["de"]
     assert 0 <= tatoeba["accuracy"] <= 100 and tatoeba["num_examples"] == 100
 
 
@@ -104,4 +105,4 @@ def test_lora_trains_adapters_and_saves_a_merged_plain_checkpoint(decoder_dir, t
     assert model.config.num_labels == 2
     run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "pawsx", "--languages", "de",
                                    "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
-    assert read_json(out / "results/pawsx.json")["languages"]["de"]["num_examples"] == 100
+    assert read_json(results_path(out, "pawsx", "dev"))["languages"]["de"]["num_examples"] == 100

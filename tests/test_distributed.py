@@ -16,6 +16,8 @@ from conftest import ROOT, XTREME_DIR, glue_squad_layout, read_json
 from launchers import check, load_weights, max_difference, run, without_dropout
 from safetensors.torch import load_file
 
+from utils.results import results_path
+
 TOLERANCE = 1e-5
 QUIET = ["--use_cpu", "--disable_tqdm", "true", "--logging_steps", 1, "--seed", 7]
 # 48 examples: with per-rank mega-batches, 1 x 8 and 2 x 4 would group (and so order) them differently.
@@ -154,7 +156,7 @@ def test_two_process_evaluation_predicts_every_example_once(tagger, tmp_path):
     check(run("python", "run_xtreme_eval.py", [*args, "--output_dir", tmp_path / "one"]))
     check(run("torchrun", "run_xtreme_eval.py", [*args, "--output_dir", tmp_path / "two"],
               env={"XTREME_RECORD": str(tmp_path / "two")}))
-    one, two = read_json(tmp_path / "one/results/udpos.json"), read_json(tmp_path / "two/results/udpos.json")
+    one, two = (read_json(results_path(tmp_path / name, "udpos", "dev")) for name in ("one", "two"))
     assert two["languages"] == one["languages"] and two["languages"]["en"]["num_examples"] == 61
     assert set(two["skipped"]) == {"de"}
     predictions = (tmp_path / "two/predictions/udpos/dev-en.tsv").read_text()
@@ -170,7 +172,7 @@ def test_two_process_evaluation_predicts_every_example_once(tagger, tmp_path):
         assert batches and max(batches) <= 8
     assert not [line for line in logs[1] if line.startswith("write")]
     writes = [line.split()[1] for line in logs[0] if line.startswith("write")]
-    assert writes == ["dev-en.tsv", "udpos.json", "udpos.json"]  # en's predictions + results, then de skipped
+    assert writes == ["dev-en.tsv", "udpos.dev.json", "udpos.dev.json"]  # en's predictions + results, then de skipped
 
 
 def test_accelerate_configs_point_at_the_json_configs_only():

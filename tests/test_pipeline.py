@@ -8,6 +8,7 @@ from conftest import XTREME_DIR, read_json, run_script
 from safetensors.torch import load_file
 
 from utils.modeling import load_model
+from utils.results import results_path
 from utils.training import ModelArguments
 
 FAST = ["--use_cpu", "--per_device_train_batch_size", 16, "--per_device_eval_batch_size", 32,
@@ -74,7 +75,7 @@ def test_chain_evaluates_every_requested_language(target_dir, capsys):
     assert read_json(target_dir / "all_results.json")["eval_samples"] == 100
     run_script("run_xtreme_eval", ["--model_name_or_path", target_dir, "--task", "pawsx", "--languages", "de,en,ja,fr",
                                    "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
-    results = read_json(target_dir / "results/pawsx.json")
+    results = read_json(results_path(target_dir, "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en", "ja"}
     assert "fr" in results["skipped"] and "file not found" in results["skipped"]["fr"]
     for lang, metrics in results["languages"].items():
@@ -144,7 +145,7 @@ def test_user_task_from_a_spec_file(tiny_model_dir, tmp_path):
     run_script("run_target", ["--model_name_or_path", tiny_model_dir, "--task_spec", spec, "--do_train",
                               "--output_dir", out, "--num_train_epochs", 2, "--learning_rate", 1e-3, *FAST])
     run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task_spec", spec, "--split", "dev", *FAST])
-    results = read_json(out / "results/cities.json")
+    results = read_json(results_path(out, "cities", "dev"))
     assert set(results["languages"]) == {"en", "de"}
     assert all(m["num_examples"] == 40 and 0 <= m["f1"] <= 100 for m in results["languages"].values())
     predictions = (out / "predictions/cities/dev-de.tsv").read_text().split("\n\n")
@@ -164,7 +165,7 @@ def test_question_answering_end_to_end(tiny_model_dir, tmp_path):
     assert dev["eval_score"] == pytest.approx((dev["eval_exact_match"] + dev["eval_f1"]) / 2)
     run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "xquad", "--languages", "en,de,zh",
                                    "--data_dir", XTREME_DIR, *window, *FAST])
-    results = read_json(out / "results/xquad.json")
+    results = read_json(results_path(out, "xquad", "test"))
     assert set(results["languages"]) == {"en", "de", "zh"}
     for lang in ("en", "de", "zh"):
         gold = read_json(XTREME_DIR / f"xquad/xquad.{lang}.json")
@@ -174,7 +175,7 @@ def test_question_answering_end_to_end(tiny_model_dir, tmp_path):
         assert results["languages"][lang]["num_examples"] == len(ids)
     run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "mlqa", "--languages", "en,de",
                                    "--split", "dev", "--data_dir", XTREME_DIR, *window, *FAST])
-    mlqa = read_json(out / "results/mlqa.json")
+    mlqa = read_json(results_path(out, "mlqa", "dev"))
     assert set(mlqa["languages"]) == {"en", "de"} and mlqa["metric"] == "mlqa"
 
 
@@ -182,7 +183,7 @@ def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
     """Tatoeba and BUCC need no target training: they embed with the intermediate encoder."""
     run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "tatoeba",
                                    "--languages", "de,fr,zh,ja", "--data_dir", XTREME_DIR, "--use_cpu"])
-    results = read_json(intermediate_dir / "results/tatoeba.json")
+    results = read_json(results_path(intermediate_dir, "tatoeba", "test"))
     assert set(results["languages"]) == {"de", "fr", "zh"} and "ja" in results["skipped"]
     for lang, metrics in results["languages"].items():
         assert metrics["num_examples"] == 100 and metrics["layer"] == 1
@@ -192,21 +193,24 @@ def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
     run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "bucc2018", "--languages",
                                    "de", "--data_dir", XTREME_DIR, "--layer", 2, "--search_backend", "faiss",
                                    "--use_cpu"])
-    bucc = read_json(intermediate_dir / "results/bucc2018.json")["languages"]["de"]
+    bucc = read_json(results_path(intermediate_dir, "bucc2018", "test"))["languages"]["de"]
     assert bucc["layer"] == 2 and "threshold" in bucc and "f1" not in bucc  # test gold is not public
     pairs = (intermediate_dir / "predictions/bucc2018/test-de.tsv").read_text().splitlines()
     assert all(len(p.split("\t")) == 2 for p in pairs)
     run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "bucc2018", "--languages",
                                    "de", "--split", "dev", "--data_dir", XTREME_DIR, "--use_cpu"])
-    bucc = read_json(intermediate_dir / "results/bucc2018.json")["languages"]["de"]
+    bucc = read_json(results_path(intermediate_dir, "bucc2018", "dev"))["languages"]["de"]
     assert 0 <= bucc["f1"] <= 100 and bucc["score"] == bucc["f1"]
+    test = read_json(results_path(intermediate_dir, "bucc2018", "test"))  # kept beside the dev results
+    assert test["split"] == "test" and "f1" not in test["languages"]["de"]
 
 
 def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "bucc2018",
                                        "--languages", "de", "--output_dir", tmp_path, "--use_cpu"])
-    assert "holds only the gold parallel pairs" in read_json(tmp_path / "results/bucc2018.json")["skipped"]["de"]
+    skipped = read_json(results_path(tmp_path, "bucc2018", "test"))["skipped"]
+    assert "holds only the gold parallel pairs" in skipped["de"]
 
 
 def test_tatoeba_hidden_label_layout_scores_like_the_aligned_files(intermediate_dir, tmp_path):
@@ -224,6 +228,6 @@ def test_tatoeba_hidden_label_layout_scores_like_the_aligned_files(intermediate_
     aligned = tmp_path / "aligned"
     run_script("run_xtreme_eval", ["--model_name_or_path", intermediate_dir, "--task", "tatoeba", "--languages", "de",
                                    "--data_dir", XTREME_DIR, "--output_dir", aligned, "--use_cpu"])
-    got = read_json(hidden / "results/tatoeba.json")["languages"]["de"]
-    expected = read_json(aligned / "results/tatoeba.json")["languages"]["de"]
+    got = read_json(results_path(hidden, "tatoeba", "test"))["languages"]["de"]
+    expected = read_json(results_path(aligned, "tatoeba", "test"))["languages"]["de"]
     assert got["accuracy"] == expected["accuracy"] and got["num_examples"] == 100

@@ -16,7 +16,9 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from utils.errors import XtremeError
-from utils.report import (MISSING, Summary, discover, language_score, main, write_report, xtreme_scores)
+from utils.report import (MISSING, BrokenResults, Summary, discover, language_score, main, write_report,
+                          xtreme_scores)
+from utils.results import results_path
 
 GRID = FIXTURES / "results" / "grid"
 
@@ -180,11 +182,89 @@ def test_cli_and_errors(tmp_path, capsys):
 def test_results_outside_the_grid_layout_get_per_run_tables(tmp_path):
     single = tmp_path / "demo" / "mnli-pawsx" / "results"
     single.mkdir(parents=True)
-    shutil.copy(GRID / "xlmr/none/seed1/pawsx/phase3/results/pawsx.json", single)
+    shutil.copy(results_path(GRID / "xlmr/none/seed1/pawsx/phase3", "pawsx", "test"), single)
     done = write_report(tmp_path / "demo", tmp_path / "out")
     summary: Summary = done["summary"]
     assert len(summary.results) == 1 and not summary.grid
     assert "## mnli-pawsx" in (tmp_path / "out" / "runs.md").read_text(encoding="utf-8")
+
+
+def _edit(path, change):
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_broken_results_files_are_named_and_stop_the_report(tmp_path, capsys):
+    run_dir = tmp_path / "grid"
+    shutil.copytree(GRID, run_dir)
+    path = lambda rel, task: results_path(run_dir / "xlmr" / rel / task / "phase3", task, "test")
+    empty, truncated = path("none/seed1", "xnli"), path("none/seed1", "udpos")
+    string, nan, no_score = path("mnli/seed1", "pawsx"), path("mnli/seed2", "pawsx"), path("squad_v1/seed1", "xquad")
+    misnamed = path("squad_v1/seed1", "pawsx")
+    empty.write_text("")
+    truncated.write_text(truncated.read_text(encoding="utf-8")[:80], encoding="utf-8")
+    _edit(string, lambda d: d["languages"]["de"].update(score="84.0"))
+    _edit(nan, lambda d: d["languages"]["en"].update(score=float("nan")))
+    _edit(no_score, lambda d: d["languages"].update(de={"exact_match": 60.0, "num_examples": 10}))
+    misnamed.rename(misnamed.parent / "pawsx.json")
+    with pytest.raises(BrokenResults) as broken:
+        main([str(run_dir)])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == broken.value.files
+    problems = dict(line.split(": ", 1) for line in lines)
+    assert list(problems) == sorted(problems)  # a line per file, in path order
+    assert problems == {
+        str(misnamed.parent / "pawsx.json"): f"holds the test results of pawsx: expected the path {misnamed}",
+        str(string): 'languages.de.score is "84.0": expected a number',
+        str(nan): "languages.en.score is NaN: expected a number",
+        str(empty): "empty file",
+        str(truncated): problems[str(truncated)],
+        str(no_score): "languages.de has no score (expected score, accuracy, f1, or exact_match and f1)"}
+    assert problems[str(truncated)].startswith("not valid JSON (Unterminated string starting at: line ")
+    assert len(lines) == 6 and str(broken.value) == (
+        f"6 results file(s) under {run_dir} cannot be used (listed above): fix or remove them, or pass --skip-broken "
+        "to report without them")
+    assert not (run_dir / "report").exists()
+    # --skip-broken: reported without them, and report.md says which were left out and why
+    assert main([str(run_dir), "--skip-broken"]) == 0
+    assert "left out 6 results file(s)" in capsys.readouterr().out
+    text = (run_dir / "report" / "report.md").read_text(encoding="utf-8")
+    assert "**6 results file(s) left out** (`--skip-broken`)" in text
+    assert all(f"- {line}" in text for line in lines)
+    rows = read_csv(run_dir / "report" / "xtreme.csv")
+    assert row(rows, intermediate="none")["xnli"] == "" and row(rows, intermediate="mnli")["pawsx"] == ""
+    assert float(row(rows, intermediate="mnli")["xnli"]) == 79  # the readable files are all there
+    assert len(read_csv(run_dir / "report" / "scores.csv")) == 20 - 6
+
+
+def test_both_splits_of_a_target_are_never_mixed(tmp_path):
+    run_dir = tmp_path / "grid"
+    shutil.copytree(GRID, run_dir)
+    dev = results_path(run_dir / "xlmr/none/seed1/pawsx/phase3", "pawsx", "dev")
+    test = results_path(dev.parent.parent, "pawsx", "test")
+    shutil.copy(test, dev)
+    _edit(dev, lambda d: d.update(split="dev", languages={"de": {"score": 10.0}, "en": {"score": 20.0}}))
+    with pytest.raises(XtremeError) as mixed:
+        write_report(run_dir, tmp_path / "out")
+    first_test = results_path(run_dir / "xlmr/mnli/seed1/pawsx/phase3", "pawsx", "test")
+    assert str(mixed.value) == (f"{run_dir}: both dev and test results for pawsx (e.g. {dev} and {first_test}): "
+                                "pass --split dev or --split test to report one of them")
+    assert not (tmp_path / "out").exists()
+    tested = write_report(run_dir, tmp_path / "test", split="test")["summary"]
+    assert tested.value("xlmr", "none", "pawsx") == 86 and len(tested.results) == 20  # as without the dev file
+    developed = write_report(run_dir, tmp_path / "dev", split="dev")["summary"]
+    assert [r.path for r in developed.results] == [dev] and developed.value("xlmr", "none", "pawsx") == 15
+    assert "split dev." in (tmp_path / "dev" / "report.md").read_text(encoding="utf-8")
+    # outside the grid: one run's dir with both splits of a task
+    single = tmp_path / "single" / "run"
+    (single / "results").mkdir(parents=True)
+    shutil.copy(dev, single / "results")
+    shutil.copy(test, single / "results")
+    with pytest.raises(XtremeError, match=r"both dev and test results for pawsx in run \(e.g\."):
+        write_report(tmp_path / "single", tmp_path / "out")
 
 
 # ----------------------------------------------------------------------------- aligned vs base (issue 9)
@@ -200,15 +280,16 @@ def test_results_outside_the_grid_layout_get_per_run_tables(tmp_path):
 PAIRS = FIXTURES / "results" / "pairs"
 
 
-def write_result(run_dir, backbone, setting, seed, target, score, group=None, pair=None, task=None):
+def write_result(run_dir, backbone, setting, seed, target, score, group=None, pair=None, task=None, split="test"):
     """One phase-3 results file (two languages around `score`) and its step record, as the grid writes them."""
     import json
 
     d = run_dir / backbone / setting / f"seed{seed}" / target / "phase3"
-    (d / "results").mkdir(parents=True, exist_ok=True)
+    path = results_path(d, task or target, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
     langs = {"de": score - 2.0, "en": score + 2.0}
-    (d / "results" / f"{task or target}.json").write_text(json.dumps({
-        "task": task or target, "split": "test",
+    path.write_text(json.dumps({
+        "task": task or target, "split": split,
         "languages": {lang: {"accuracy": v, "score": v} for lang, v in langs.items()},
         "skipped": {}}), encoding="utf-8")
     (d / "step.json").write_text(json.dumps({

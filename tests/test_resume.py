@@ -13,6 +13,7 @@ import pytest
 from conftest import XTREME_DIR, read_json
 from launchers import check, load_weights, max_difference, run
 
+from utils.results import results_path
 from utils.training import last_complete_checkpoint
 
 # 64 examples, batch 8: 8 steps an epoch; 12 steps cross into the second epoch. Evaluation and checkpoint every 3
@@ -107,7 +108,7 @@ def test_evaluation_killed_mid_way_keeps_finished_languages(uninterrupted, tmp_p
     args = ["--model_name_or_path", uninterrupted, *EVAL, "--output_dir", out]
     killed = run("python", "run_xtreme_eval.py", args, env={"XTREME_KILL_AFTER_LANGUAGES": "2"})
     assert killed.returncode == KILLED, killed.stdout[-3000:]
-    kept = read_json(out / "results/pawsx.json")
+    kept = read_json(results_path(out, "pawsx", "dev"))
     assert set(kept["languages"]) == {"de", "en"}  # ja was being predicted
     assert sorted(p.name for p in (out / "predictions/pawsx").iterdir()) == ["dev-de.tsv", "dev-en.tsv"]
     assert not list(out.rglob("*.tmp"))
@@ -116,7 +117,8 @@ def test_evaluation_killed_mid_way_keeps_finished_languages(uninterrupted, tmp_p
     assert "pawsx de: already in" in log and "pawsx en: already in" in log
     batches = [line for line in (out / "log/rank0.txt").read_text().splitlines() if line.startswith("batch")]
     assert sum(int(line.split()[1]) for line in batches) == 100  # ja's 100 examples only
-    assert read_json(out / "results/pawsx.json")["languages"] == read_json(reference / "results/pawsx.json")["languages"]
+    assert read_json(results_path(out, "pawsx", "dev"))["languages"] == read_json(
+        results_path(reference, "pawsx", "dev"))["languages"]
     for lang in ("de", "en", "ja"):
         name = f"predictions/pawsx/dev-{lang}.tsv"
         assert (out / name).read_text() == (reference / name).read_text()

@@ -1,8 +1,12 @@
 """Summarise a grid's results the way the paper does: XTREME scores, gains over no intermediate training, plots.
 
-    python -m utils.report RUN_DIR [--out DIR] [--baseline none] [--split test] [--bars pawsx udpos]
+    python -m utils.report RUN_DIR [--out DIR] [--baseline none] [--split test] [--bars pawsx udpos] [--skip-broken]
 
-Reads every `results/{task}.json` under RUN_DIR (what `run_xtreme_eval.py` writes). For the grid's layout
+Reads every `results/{task}.{split}.json` under RUN_DIR (what `run_xtreme_eval.py` writes). A file that cannot be
+read or does not hold numeric scores where scores belong stops the report: each one is named with what is wrong
+(exit 2), unless `--skip-broken`, which leaves them out and lists them in `report.md`. Results of one split are
+never mixed with another's: when a target (or a run outside the grid) has both dev and test results, `--split`
+must say which to report. For the grid's layout
 (`{backbone}/{intermediate}/seed{s}/{target}/phase3/`, described in `utils/grid.py`) the step record beside each
 results file says which backbone, intermediate setting, seed and target produced it; any other results file is
 reported per run only. Writes to `--out` (default RUN_DIR/report):
@@ -45,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import XtremeError, run_main
+from .results import METRIC_KEYS, SPLITS, read_results
 
 XTREME_TASKS = ("pawsx", "xnli", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
 CATEGORIES = {
@@ -114,7 +119,7 @@ class Result:
     run: str  # the results' output dir relative to RUN_DIR
     task: str
     target: str
-    split: str | None
+    split: str
     languages: dict  # lang -> metrics
     skipped: dict
     data: dict
@@ -146,33 +151,77 @@ def _read_json(path: Path):
         return None
 
 
-def discover(run_dir: Path, split: str | None = None) -> list[Result]:
-    results = []
+class BrokenResults(XtremeError):
+    """Results files the report cannot use; `files` has a `PATH: what is wrong` line for each."""
+
+    def __init__(self, run_dir: Path, files: list[str]):
+        self.files = files
+        super().__init__(f"{len(files)} results file(s) under {run_dir} cannot be used (listed above): fix or remove "
+                         "them, or pass --skip-broken to report without them")
+
+
+def read_result(path: Path, run_dir: Path) -> Result:
+    """One results file as a `Result`; an `XtremeError` names the file and what is wrong with it."""
+    data = read_results(path)
+    for lang, metrics in data["languages"].items():  # a language with a metric has a score
+        if language_score(metrics) is None and any(k in metrics for k in METRIC_KEYS):
+            raise XtremeError(f"{path}: languages.{lang} has no score (expected score, accuracy, f1, or exact_match "
+                              "and f1)")
+    out_dir = path.parent.parent
+    task = data["task"]
+    result = Result(path=path, run=str(out_dir.relative_to(run_dir)), task=task, target=task, split=data["split"],
+                    languages=data["languages"], skipped=data.get("skipped", {}), data=data)
+    result.scores = {lang: s for lang, m in data["languages"].items() if (s := language_score(m)) is not None}
+    step = _read_json(out_dir / "step.json")
+    if isinstance(step, dict) and step.get("phase") == 3 and isinstance(step.get("backbone"), dict):
+        result.step = step
+        result.backbone, result.intermediate = step["backbone"].get("name"), step.get("intermediate")
+        result.seed, result.target = step.get("seed"), step.get("target") or task
+    else:  # the grid's layout without its step record: {backbone}/{intermediate}/seed{s}/{target}/phase3
+        parts = out_dir.relative_to(run_dir).parts
+        if len(parts) >= 5 and parts[-1] == "phase3" and parts[-3].startswith("seed") and parts[-3][4:].isdigit():
+            result.backbone, result.intermediate = parts[-5], parts[-4]
+            result.seed, result.target = int(parts[-3][4:]), parts[-2]
+    return result
+
+
+def scan(run_dir: Path, split: str | None = None) -> tuple[list[Result], list[str]]:
+    """The results files under RUN_DIR (when `split` is given, all but those named after the other split), and a
+    `PATH: what is wrong` line for each one that cannot be used."""
+    results, broken = [], []
     for path in sorted(run_dir.rglob("results/*.json")):
-        data = _read_json(path)
-        if not isinstance(data, dict) or not isinstance(data.get("languages"), dict):
+        named = path.stem.rpartition(".")[2]
+        if split is not None and named in SPLITS and named != split:
             continue
-        if split is not None and data.get("split") != split:
-            continue
-        out_dir = path.parent.parent
-        task = str(data.get("task") or path.stem)
-        result = Result(path=path, run=str(out_dir.relative_to(run_dir)), task=task, target=task,
-                        split=data.get("split"), languages=data["languages"], skipped=data.get("skipped") or {},
-                        data=data)
-        result.scores = {lang: s for lang, m in data["languages"].items()
-                         if isinstance(m, dict) and (s := language_score(m)) is not None}
-        step = _read_json(out_dir / "step.json")
-        if isinstance(step, dict) and step.get("phase") == 3 and isinstance(step.get("backbone"), dict):
-            result.step = step
-            result.backbone, result.intermediate = step["backbone"].get("name"), step.get("intermediate")
-            result.seed, result.target = step.get("seed"), step.get("target") or task
-        else:  # the grid's layout without its step record: {backbone}/{intermediate}/seed{s}/{target}/phase3
-            parts = out_dir.relative_to(run_dir).parts
-            if len(parts) >= 5 and parts[-1] == "phase3" and parts[-3].startswith("seed") and parts[-3][4:].isdigit():
-                result.backbone, result.intermediate = parts[-5], parts[-4]
-                result.seed, result.target = int(parts[-3][4:]), parts[-2]
-        results.append(result)
+        try:
+            results.append(read_result(path, run_dir))
+        except XtremeError as err:
+            broken.append(str(err))
+    return results, broken
+
+
+def discover(run_dir: Path, split: str | None = None) -> list[Result]:
+    """The results under RUN_DIR; `BrokenResults` when any file cannot be used."""
+    results, broken = scan(run_dir, split)
+    if broken:
+        raise BrokenResults(run_dir, broken)
     return results
+
+
+def check_one_split(results: list[Result], run_dir: Path) -> None:
+    """Refuse results of both splits for one target (a run outside the grid: one results dir and task): its
+    scores, means over seeds and gains would mix them."""
+    splits: dict[tuple, dict[str, Path]] = {}
+    for r in results:
+        key = ("grid", r.target) if r.in_grid else (r.run, r.task)
+        splits.setdefault(key, {}).setdefault(r.split, r.path)
+    mixed = {key: paths for key, paths in splits.items() if len(paths) > 1}
+    if mixed:
+        (where, name), paths = next(iter(mixed.items()))
+        raise XtremeError(f"{run_dir}: both dev and test results for {name}"
+                          f"{'' if where == 'grid' else f' in {where}'} (e.g. {paths['dev']} and {paths['test']})"
+                          f"{f' and {len(mixed) - 1} more' if len(mixed) > 1 else ''}: pass --split dev or --split "
+                          "test to report one of them")
 
 
 # ----------------------------------------------------------------------------------------------- aggregation
@@ -259,8 +308,8 @@ class GainDiff:
 
 
 class Summary:
-    def __init__(self, results: list[Result], run_dir: Path, baseline: str = "none"):
-        self.results, self.run_dir, self.baseline = results, run_dir, baseline
+    def __init__(self, results: list[Result], run_dir: Path, baseline: str = "none", broken: list[str] = ()):
+        self.results, self.run_dir, self.baseline, self.broken = results, run_dir, baseline, list(broken)
         self.grid = [r for r in results if r.in_grid]
         state = _read_json(run_dir / GRID_STATE) or {}
         self.state = state if isinstance(state, dict) else {}
@@ -447,7 +496,7 @@ def report_markdown(s: Summary) -> list[str]:
     lines = [f"# XTREME report: {s.run_dir}", ""]
     by_split: dict[str, set] = {}
     for r in s.grid:
-        by_split.setdefault(r.split or "?", set()).add(r.target)
+        by_split.setdefault(r.split, set()).add(r.target)
     splits = "; ".join(f"{split}: {', '.join(t for t in s.targets if t in targets)}"
                        for split, targets in sorted(by_split.items())) if len(by_split) > 1 else (
         next(iter(by_split), MISSING))
@@ -456,6 +505,9 @@ def report_markdown(s: Summary) -> list[str]:
               f"Scores are XTREME's (task = mean over languages; QA = (EM + F1)/2), mean ± std over seeds "
               f"(std when 2 or more seeds ran). `{MISSING}`: missing (not run, failed or incomplete), never 0. "
               f"`{PARTIAL}`: over fewer languages than XTREME's list for the task.", ""]
+    if s.broken:
+        lines += [f"**{len(s.broken)} results file(s) left out** (`--skip-broken`): they cannot be used; every score "
+                  "below is computed without them.", ""] + [f"- {line}" for line in s.broken] + [""]
     if not s.grid:
         lines += ["No results in the grid layout (`{backbone}/{intermediate}/seed{s}/{target}/phase3`): see "
                   "`runs.md` for the per-run tables.", ""]
@@ -659,14 +711,11 @@ def runs_markdown(s: Summary) -> list[str]:
                               for t in targets), *(fmt(xt[c]) for c in CATEGORIES), fmt(xt["XTREME"])]]) + [""]
         for r in sorted(rs, key=lambda r: (XTREME_TASKS.index(r.target) if r.target in XTREME_TASKS else 99,
                                            r.target)):
-            keys = [k for k in ("score", "accuracy", "f1", "exact_match", "precision", "recall")
-                    if any(isinstance(m, dict) and k in m for m in r.languages.values())]
-            rows = [[lang, *(fmt(m.get(k)) if isinstance(m, dict) else MISSING for k in keys)]
-                    for lang, m in r.languages.items()]
-            rows.append(["**avg**", *(fmt(mean(m.get(k) for m in r.languages.values() if isinstance(m, dict)))
-                                      for k in keys)])
+            keys = [k for k in METRIC_KEYS if any(k in m for m in r.languages.values())]
+            rows = [[lang, *(fmt(m.get(k)) for k in keys)] for lang, m in r.languages.items()]
+            rows.append(["**avg**", *(fmt(mean(m.get(k) for m in r.languages.values())) for k in keys)])
             rows += [[lang, f"skipped: {why}", *([""] * (len(keys) - 1))] for lang, why in r.skipped.items()]
-            lines += [f"### {r.target} ({r.split or '?'}): `{r.path.relative_to(s.run_dir)}`", ""]
+            lines += [f"### {r.target} ({r.split}): `{r.path.relative_to(s.run_dir)}`", ""]
             lines += md_table(["language", *keys], rows) + [""]
     return lines
 
@@ -691,7 +740,6 @@ def write_csvs(s: Summary, out: Path) -> None:
     rows = []
     for r in s.results:
         for lang, m in r.languages.items():
-            m = m if isinstance(m, dict) else {}
             rows.append([r.backbone, r.intermediate, r.seed, r.target, r.run, lang, r.scores.get(lang),
                          m.get("accuracy"), m.get("f1"), m.get("exact_match"), m.get("num_examples")])
     write_csv(out / "languages.csv", ["backbone", "intermediate", "seed", "target", "run", "language", "score",
@@ -844,13 +892,18 @@ def plot_pair(s: Summary, pair: Pair, path: Path) -> Path | None:
 
 
 def write_report(run_dir: Path, out: Path, baseline: str = "none", split: str | None = None,
-                 bars: list[str] | None = None) -> dict:
+                 bars: list[str] | None = None, skip_broken: bool = False) -> dict:
     if not run_dir.is_dir():
         raise XtremeError(f"{run_dir}: not a directory")
-    results = discover(run_dir, split)
+    results, broken = scan(run_dir, split)
+    if broken and not skip_broken:
+        raise BrokenResults(run_dir, broken)
     if not results:
-        raise XtremeError(f"{run_dir}: no results/*.json files found" + (f" for split {split}" if split else ""))
-    summary = Summary(results, run_dir, baseline)
+        raise XtremeError(f"{run_dir}: no results/*.json files found" + (f" for split {split}" if split else "")
+                          + (f" ({len(broken)} left out as broken)" if broken else ""))
+    if split is None:
+        check_one_split(results, run_dir)
+    summary = Summary(results, run_dir, baseline, broken)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text("\n".join(report_markdown(summary)) + "\n", encoding="utf-8")
     (out / "runs.md").write_text("\n".join(runs_markdown(summary)) + "\n", encoding="utf-8")
@@ -867,17 +920,27 @@ def write_report(run_dir: Path, out: Path, baseline: str = "none", split: str | 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a grid's output_dir (or any dir holding results/*.json files)")
+    parser.add_argument("run_dir", help="a grid's output_dir (or any dir holding results/{task}.{split}.json files)")
     parser.add_argument("--out", help="where to write the report (default: RUN_DIR/report)")
     parser.add_argument("--baseline", default="none", help="the intermediate setting gains are measured against")
-    parser.add_argument("--split", help="only results of this split (dev or test)")
+    parser.add_argument("--split", choices=["dev", "test"], help="only results of this split (needed when a target "
+                        "has results of both)")
     parser.add_argument("--bars", nargs="+", metavar="TARGET", help="per-language bar plots for these targets "
                         "(default: every target)")
+    parser.add_argument("--skip-broken", action="store_true", help="report without the results files that cannot "
+                        "be used (listed in report.md) instead of stopping")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    done = write_report(run_dir, Path(args.out) if args.out else run_dir / "report", args.baseline, args.split,
-                        args.bars)
+    try:
+        done = write_report(run_dir, Path(args.out) if args.out else run_dir / "report", args.baseline, args.split,
+                            args.bars, args.skip_broken)
+    except BrokenResults as err:
+        print("\n".join(err.files), file=sys.stderr)
+        raise
     summary = done["summary"]
+    if summary.broken:
+        print(f"left out {len(summary.broken)} results file(s) that cannot be used (listed in report.md):\n"
+              + "\n".join(summary.broken))
     for bb in summary.backbones:
         best = summary.best_summary(bb)
         print(f"{bb}: best intermediate per target vs {args.baseline}: {fmt(best['mean_delta'], signed=True)} "

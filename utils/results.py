@@ -1,13 +1,17 @@
 """Results and predictions on disk, written atomically: an interrupted run loses nothing already computed.
 
-`{output_dir}/results/{task}.json` holds, per language, the metrics and example counts, plus the task average
-over the languages evaluated so far; it is rewritten after every language. Predictions follow XTREME's
-submission layout: `{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
+`results_path(output_dir, task, split)`, `{output_dir}/results/{task}.{split}.json`, holds per language the metrics
+and example counts, the task average over the languages evaluated so far and, under `evaluation`, what produced
+the numbers (the model's path and weights fingerprint, the arguments that change them); it is rewritten after every
+language. `read_results` checks a file against that layout. Predictions follow XTREME's submission layout:
+`{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -15,7 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .errors import XtremeError
+
 RUN_INFO = "xtreme_inter_run.json"
+SPLITS = ("dev", "test")
+METRIC_KEYS = ("score", "accuracy", "f1", "exact_match", "precision", "recall")
+NUMBER_KEYS = (*METRIC_KEYS, "num_examples")  # what a results file must hold as numbers where present
 
 
 def results_path(output_dir: str | Path, task: str, split: str) -> Path:
@@ -58,16 +67,103 @@ def task_average(languages: dict) -> dict:
             if all(k in m for m in languages.values())}
 
 
-class ResultsFile:
-    """The results JSON of one task and split, updated (atomically) after each language."""
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-    def __init__(self, output_dir: str | Path, task: str, split: str, meta: dict, resume: bool = False):
-        self.path = Path(output_dir) / "results" / f"{task}.json"
-        previous = read_json(self.path) if resume else None
-        same_run = previous is not None and previous.get("split") == split
-        self.data = {"task": task, "split": split, **meta,
-                     "languages": previous["languages"] if same_run else {},
-                     "skipped": previous.get("skipped", {}) if same_run else {}}
+
+def results_problem(path: Path, data) -> str | None:
+    """What makes `data`, read from `path`, not a results file as phase 3 writes it (None: nothing)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    task, split = data.get("task"), data.get("split")
+    if not isinstance(task, str) or split not in SPLITS:
+        return f"task {json.dumps(task)}, split {json.dumps(split)}: expected a task name and dev or test"
+    expected = results_path(path.parent.parent, task, split)
+    if path != expected:
+        return f"holds the {split} results of {task}: expected the path {expected}"
+    languages, skipped = data.get("languages"), data.get("skipped", {})
+    if not isinstance(languages, dict) or not all(isinstance(m, dict) for m in languages.values()):
+        return "'languages' is not an object of per-language metrics"
+    if not isinstance(skipped, dict) or not all(isinstance(why, str) for why in skipped.values()):
+        return "'skipped' is not an object of per-language reasons"
+    for lang, metrics in languages.items():
+        for key in NUMBER_KEYS:
+            if key in metrics and not is_number(metrics[key]):
+                return f"languages.{lang}.{key} is {json.dumps(metrics[key])}: expected a number"
+    if data.get("score") is not None and not is_number(data["score"]):
+        return f"score is {json.dumps(data['score'])}: expected a number"
+    return None
+
+
+def read_results(path: str | Path) -> dict:
+    """A results file, checked: an `XtremeError` names the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise XtremeError(f"{path}: not UTF-8 text ({err.reason})") from None
+    except OSError as err:
+        raise XtremeError(f"{path}: cannot be read ({err.strerror})") from None
+    if not text.strip():
+        raise XtremeError(f"{path}: empty file")
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise XtremeError(f"{path}: not valid JSON ({err})") from None
+    problem = results_problem(path, data)
+    if problem:
+        raise XtremeError(f"{path}: {problem}")
+    return data
+
+
+def weights_fingerprint(directory: str | Path) -> str:
+    """sha256 over every byte of a model dir's config.json and weight files. Fine-tunings of one architecture have
+    the same file sizes and safetensors headers, so nothing cheaper tells them apart; the files were just loaded
+    (page cache), and hashing costs about 2 s per GB on one slow CPU core."""
+    from .modeling import checkpoint_files
+
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in [directory / "config.json", *checkpoint_files(directory)]:
+        with open(path, "rb") as f:
+            digest.update(path.name.encode() + b"\0" + hashlib.file_digest(f, "sha256").digest())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def differences(recorded, now: dict) -> str:
+    """`key recorded (now value)` for each entry of an evaluation record that differs, `; `-separated."""
+    if not isinstance(recorded, dict):
+        return "it does not record what produced it"
+
+    def show(value):
+        text = value if isinstance(value, str) else json.dumps(value)
+        return text[:19] + "…" if text.startswith("sha256:") else text
+
+    keys = [k for k in now if k not in recorded or recorded[k] != now[k]] + [k for k in recorded if k not in now]
+    return "; ".join(f"{k} {show(recorded.get(k))} (now {show(now.get(k))})" for k in keys)
+
+
+class ResultsFile:
+    """The results JSON of one task and split, updated (atomically) after each language.
+
+    `evaluation` records what produces the numbers. With `resume`, the languages of an existing file are kept only
+    when it records the same evaluation; a file of another one is refused, naming the file and what differs."""
+
+    def __init__(self, output_dir: str | Path, task: str, split: str, meta: dict, evaluation: dict,
+                 resume: bool = False):
+        self.path = results_path(output_dir, task, split)
+        self.data = {"task": task, "split": split, **meta, "evaluation": evaluation, "languages": {}, "skipped": {}}
+        if resume and self.path.exists():
+            try:
+                previous = read_results(self.path)
+            except XtremeError as err:
+                raise XtremeError(f"{err}; fix or remove it, or drop --resume") from None
+            changed = differences(previous.get("evaluation"), evaluation)
+            if changed:
+                raise XtremeError(f"{self.path}: holds the results of another evaluation ({changed}); choose "
+                                  "another --output_dir, or drop --resume to evaluate every language again (replacing "
+                                  "it)")
+            self.data["languages"], self.data["skipped"] = previous["languages"], previous.get("skipped", {})
 
     def done(self, lang: str) -> bool:
         return lang in self.data["languages"]
