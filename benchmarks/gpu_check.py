@@ -94,8 +94,8 @@ def kinds(data: Path) -> dict[str, tuple[str, list]]:
                                    "--validation_file", XTREME / "udpos/dev-en.tsv", "--max_seq_length", 128]),
         "qa": ("run_target", ["--task", "xquad", "--train_file", squad, "--validation_file", squad,
                               "--max_seq_length", 384]),
-        "multiple choice": ("run_intermediate", ["--task", "cosmosqa", "--train_file", cosmos,
-                                                 "--validation_file", cosmos, "--max_seq_length", 128]),
+        "multiple choice": ("run_intermediate", ["--task", "cosmosqa", "--train_file", cosmos, "--validation_file",
+                                                 FIX / "intermediate/cosmosqa/valid.jsonl", "--max_seq_length", 128]),
     }
 
 

@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 from .local import Handle
@@ -25,6 +26,23 @@ from .records import LOCK_FILE, STATE_FILE, now, parse_time, versions, write_rec
 from .steps import Step
 
 NOT_DONE = ("failed", "incomplete", "blocked")
+
+
+class Pool(Protocol):
+    """Where steps run: `LocalPool` (this machine) or `SlurmPool` (Slurm jobs through submitit)."""
+    slots: int | None  # steps at once (None: no limit)
+    poll_seconds: float
+    keeps_running_on_interrupt: bool  # Ctrl-C of the driver leaves the steps running (jobs)
+
+    def describe(self) -> str: ...
+    def check(self, steps: list[Step]) -> None: ...
+    def full(self) -> bool: ...
+    def fits(self, step: Step) -> bool: ...
+    def attach(self, step: Step, record: dict) -> Handle | None: ...
+    def start(self, step: Step, lock: Lock) -> Handle: ...
+    def poll(self, handle: Handle) -> tuple[int, str] | None: ...
+    def release(self, handle: Handle) -> None: ...
+    def stop(self, handles: list[Handle]) -> None: ...
 
 
 @dataclass
@@ -69,12 +87,12 @@ def run_order(steps: list[Step], slots: int | None) -> list[Step]:
     waiting = {step.id: 0 for step in steps}
     for step in reversed(steps):  # a step comes after the steps it needs
         for dep in step.deps:
-            waiting[dep.id] = waiting.get(dep.id, 0) + 1 + waiting[step.id]
+            waiting[dep.id] += 1 + waiting[step.id]
     return sorted(steps, key=lambda step: -waiting[step.id])  # stable: plan order among equals
 
 
 class Grid:
-    def __init__(self, plan, steps: list[Step], pool, argv: list[str] | None = None):
+    def __init__(self, plan, steps: list[Step], pool: Pool, argv: list[str] | None = None):
         self.plan, self.steps, self.pool, self.argv = plan, steps, pool, argv
         self.pending: list[Step] = []
         self.running: dict[str, Run] = {}
@@ -118,7 +136,7 @@ class Grid:
                 time.sleep(self.pool.poll_seconds)
 
     def schedule(self) -> bool:
-        """Settle and start what can go now, in plan order; True when something changed."""
+        """Settle and start what can go now, in run order; True when something changed."""
         changed = False
         for step in list(self.pending):
             if self.pool.full():
