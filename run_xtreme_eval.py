@@ -4,8 +4,10 @@
 The model is loaded once and evaluated language by language; after each one `{output_dir}/results/{task}.{split}.json`
 (per-language metrics, the task average, counts, what produced them) is rewritten atomically and the predictions
 are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
-A language whose file is missing is reported and skipped. `--output_dir` defaults to the model dir. `--resume`
-keeps the languages of a results file written by the same evaluation (model path and weights, split, arguments).
+`--languages all` means the languages the split has (udpos dev: 29 of the 33; the others are listed as not in
+the split). A language whose file is missing is reported and skipped; a run that evaluates no language at all fails,
+naming the file each one expected. `--output_dir` defaults to the model dir. `--resume` keeps the languages of a
+results file written by the same evaluation (model path and weights, split, arguments).
 BUCC 2018 and Tatoeba need no task head: they embed sentences with any encoder, e.g. a phase-1 output dir.
 
     python run_xtreme_eval.py --model_name_or_path runs/mnli-pawsx --task pawsx --languages all --split test
@@ -146,8 +148,9 @@ def main():
     model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
     setup_logging(training_args)
     task, spec_files = get_task(eval_args.task, eval_args.task_spec)
-    languages = list(task.languages) if eval_args.languages == "all" else eval_args.languages.split(",")
-    task.check_languages(languages)
+    in_split = task.languages_in(eval_args.split)
+    languages = list(in_split) if eval_args.languages == "all" else eval_args.languages.split(",")
+    task.check_languages(languages, eval_args.split)
     output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
     if not training_args.output_dir_given and not Path(output_dir).is_dir():
         raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
@@ -157,28 +160,35 @@ def main():
     else:
         evaluate = head_evaluator(model_args, eval_args, training_args, task, spec_files)
     main_process = training_args.process_index == 0
-    meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info()}
+    meta = {"model": model_args.model_name_or_path, "metric": task.metric, "environment": environment_info(),
+            "not_in_split": [lang for lang in task.languages if lang not in in_split]}
     results = ResultsFile(output_dir, task.name, eval_args.split, meta,
                           evaluation_record(model_args, eval_args, training_args), resume=eval_args.resume)
-    failed = []
+    skipped, failed, evaluated = {}, [], []
     for lang in languages:
         if results.done(lang):
+            evaluated.append(lang)
             logger.info("%s %s: already in %s", task.name, lang, results.path)
             continue
         try:
             metrics, predictions, suffix, count = evaluate(lang)
         except XtremeError as err:
             logger.warning("%s %s: skipped (%s)", task.name, lang, err)
-            if main_process:  # every rank evaluates (sharded) and skips alike; only the main one writes
-                results.skip(lang, str(err))
+            skipped[lang] = str(err)
             if not isinstance(err, MissingDataError):
                 failed.append(lang)
             continue
         if main_process:
             write_predictions(output_dir, task.name, f"{eval_args.split}-{lang}{suffix}", predictions)
             results.add(lang, {**(metrics or {}), "num_examples": count})
+        evaluated.append(lang)
         logger.info("%s %s: %s", task.name, lang, metrics if metrics else "predictions written (no labels)")
-    if main_process:
+    if not evaluated:  # nothing to report (on every rank): the output dir is left as it was
+        raise XtremeError(f"task {task.name} ({eval_args.split}): no language could be evaluated; "
+                          + "; ".join(f"{lang}: {reason}" for lang, reason in skipped.items()))
+    if main_process:  # every rank evaluates (sharded) and skips alike; only the main one writes
+        for lang, reason in skipped.items():
+            results.skip(lang, reason)
         print(format_table(results.data))
         print(f"results: {results.path}")
     if failed:

@@ -20,6 +20,7 @@ from transformers import Trainer
 
 from utils.errors import disk_full
 from utils.results import results_path
+from utils.tasks import UPOS_LABELS as UPOS
 from utils.training import last_complete_checkpoint
 
 QUIET = ["--use_cpu", "--disable_tqdm", "true", "--logging_strategy", "no", "--per_device_train_batch_size", 8,
@@ -70,27 +71,83 @@ def test_missing_data_file(tiny_model_dir, tmp_path, capsys):
     assert line == f"error: {tmp_path / 'missing.tsv'}: file not found"
 
 
-@pytest.mark.parametrize("corruption, message", [
-    ("gzip", "not UTF-8 text (invalid start byte); expected a plain-text file (decompress .gz/.zip files first)"),
-    ("binary", "not UTF-8 text"),
-    ("columns", ":3: expected 3 tab-separated columns, found 1"),
-    ("jsonl", "not valid JSON lines (Unterminated string"),  # (the line number it gives is always 1)
-])
-def test_corrupt_data_file(corruption, message, tiny_model_dir, tmp_path, capsys):
-    good = (XTREME_DIR / "pawsx/train-en.tsv").read_bytes()
-    path = tmp_path / ("train.jsonl" if corruption == "jsonl" else "train.tsv")
+def corrupt(path, corruption: str, good: bytes):
+    """Write `good` (a pair-classification tsv) to `path` damaged as `corruption` says; return the message the
+    one error line must end with (after `error: {path}`)."""
     if corruption == "gzip":
         path.write_bytes(gzip.compress(good))
-    elif corruption == "binary":
-        path.write_bytes(good[:300] + bytes(range(128, 256)) + good[300:600])
-    elif corruption == "columns":
+        return ": gzip-compressed data, not text; decompress it first"
+    if corruption == "binary":  # raw bytes in the middle of line 4
+        start = good.index(b"\n", good.index(b"\n", good.index(b"\n") + 1) + 1) + 5
+        path.write_bytes(good[:start] + bytes(range(128, 256)) + good[start:])
+        return f":4: not UTF-8 text (invalid start byte at byte {start}); expected a UTF-8 text file"
+    if corruption == "columns":
         lines = good.decode().splitlines()
         path.write_text("\n".join(lines[:2] + ["a line cut short"] + lines[3:10]) + "\n")
-    else:
-        path.write_text('{"sentence1": "a", "sentence2": "b", "label": "1"}\n{"sentence1": "a", "sente\n')
+        return ":3: expected 3 tab-separated columns, found 1"
+    rows = [dict(zip(("sentence1", "sentence2", "label"), line.split("\t"))) for line in good.decode().splitlines()]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows[:3]) + '\n{"sentence1": "a", "sente\n')
+    return ":5:20: not valid JSON lines (Unterminated string starting at)"
+
+
+@pytest.mark.parametrize("corruption", ["gzip", "binary", "columns", "jsonl"])
+def test_corrupt_data_file(corruption, tiny_model_dir, tmp_path, capsys):
+    good = (XTREME_DIR / "pawsx/train-en.tsv").read_bytes()
+    path = tmp_path / ("train.jsonl" if corruption == "jsonl" else "train.tsv")
+    message = corrupt(path, corruption, good)
     line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "pawsx",
                                                        "--train_file", path))
-    assert line.startswith(f"error: {path}") and message in line
+    assert line == f"error: {path}{message}"
+    assert "decompress" not in line or corruption == "gzip"
+
+
+def snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("corruption", ["gzip", "binary", "jsonl"])
+def test_corrupt_eval_file_changes_nothing(corruption, pawsx_model, tmp_path, capsys):
+    """An evaluation over earlier results: the bad file is named (its line, no decompression hint unless it is
+    compressed) and the earlier results and predictions are left as they were."""
+    out = tmp_path / "eval"
+    args = ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--split", "dev", "--languages", "de",
+            "--output_dir", out]
+    run_script("run_xtreme_eval", [*args, "--data_dir", XTREME_DIR, *QUIET])
+    before = snapshot(out)
+    path = tmp_path / ("dev-de.jsonl" if corruption == "jsonl" else "dev-de.tsv")
+    message = corrupt(path, corruption, (XTREME_DIR / "pawsx/dev-de.tsv").read_bytes())
+    line = one_line_error(capsys, "run_xtreme_eval", [*args, "--eval_file", path])
+    prefix = "error: " if corruption != "jsonl" else "error: task pawsx (dev): no language could be evaluated; de: "
+    assert line == f"{prefix}{path}{message}"
+    assert snapshot(out) == before
+
+
+def test_evaluation_of_nothing_fails_naming_each_file(pawsx_model, tmp_path, capsys):
+    """`--split test --languages all` without test files: exit 2 naming the file each language expected; the
+    output dir (earlier dev results) is left as it was and no test results file is written."""
+    out = tmp_path / "eval"
+    args = ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--data_dir", XTREME_DIR, "--output_dir", out]
+    run_script("run_xtreme_eval", [*args, "--split", "dev", "--languages", "de", *QUIET])
+    before = snapshot(out)
+    line = one_line_error(capsys, "run_xtreme_eval", [*args, "--split", "test", "--languages", "all"])
+    assert line == "error: task pawsx (test): no language could be evaluated; " + "; ".join(
+        f"{lang}: {XTREME_DIR / f'pawsx/test-{lang}.tsv'}: file not found" for lang in "de en es fr ja ko zh".split())
+    assert snapshot(out) == before
+
+
+def test_conllu_tag_error_names_the_tokens_line(tiny_model_dir, tmp_path, capsys):
+    lines = (XTREME_DIR / "udpos/en_ewt-ud-dev.conllu").read_text(encoding="utf-8").splitlines()[:40]
+    number = next(n for n, line in enumerate(lines, 1) if n > 20 and line.split("\t")[3:4] == ["NOUN"])
+    parts = lines[number - 1].split("\t")
+    parts[3] = "NOUNS"
+    lines[number - 1] = "\t".join(parts)
+    path = tmp_path / "en_ewt-ud-train.conllu"
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", "--task", "udpos",
+                                                       "--train_file", path, "--validation_file", path))
+    assert line == f"error: {path}:{number}: unknown label 'NOUNS'; expected one of: {', '.join(UPOS)}"
+    assert {p: b for p, b in snapshot(tmp_path).items() if p in before} == before
 
 
 def test_label_outside_the_label_list(tiny_model_dir, tmp_path, capsys):

@@ -54,6 +54,143 @@ def test_conllu_keeps_fused_surface_forms():
     assert len(words) == n_words - n_ranges  # each range of 2 words becomes 1 token
 
 
+def conllu(tmp_path, name: str, *sentences: str):
+    """A CoNLL-U file from sentences given as `ID FORM UPOS HEAD [DEPS]` rows (space-separated, `~` for a space
+    inside a form; the other columns `_`), each with its comment lines, as UD writes them."""
+    blocks = []
+    for number, sentence in enumerate(sentences, 1):
+        rows = []
+        for line in sentence.strip().splitlines():
+            ident, form, upos, head, deps = (line.split() + ["_"])[:5]
+            rows.append("\t".join([ident, form.replace("~", " "), "_", upos, "_", "_", head,
+                                   "_" if "-" in ident else "dep", deps, "_"]))
+        blocks.append(f"# sent_id = {number}\n# text = ...\n" + "\n".join(rows) + "\n")
+    path = tmp_path / name
+    path.write_text("\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+def tagged(path):
+    return [list(zip(row["tokens"], row["tags"])) for row in read_conllu(path)]
+
+
+def test_conllu_spaces_inside_a_word_are_removed(tmp_path):
+    """Vietnamese UD writes multi-syllable words with spaces ("Hà Nội"); XTREME joins them (and drops U+200C)."""
+    path = conllu(tmp_path, "vi_vtb-ud-test.conllu", """
+        1 Hà~Nội PROPN 4
+        2 là AUX 4
+        3 thủ~đô NOUN 4
+        4 của ADP 0
+        5 \u200cViệt~Nam PROPN 4""")
+    assert tagged(path) == [[("HàNội", "PROPN"), ("là", "AUX"), ("thủđô", "NOUN"), ("của", "ADP"),
+                             ("ViệtNam", "PROPN")]]
+
+
+def test_conllu_sentences_of_underscores_are_dropped(tmp_path):
+    """udpos_preprocess drops a sentence whose forms are all `_`, or all but one; one `_` among three stays."""
+    path = conllu(tmp_path, "en_test-ud-test.conllu",
+                  "1 _ NOUN 0\n2 _ VERB 1\n3 _ PUNCT 1",  # all _
+                  "1 _ NOUN 0\n2 runs VERB 1\n3 _ PUNCT 1",  # all but one
+                  "1 _ NOUN 0\n2 runs VERB 1\n3 . PUNCT 1",  # one of three: kept
+                  "1 _ X 0",  # one word, _
+                  "1 Yes INTJ 0",
+                  "1 _ X 0\n2 Yes INTJ 1")  # two words, one _ (all but one): dropped
+    assert tagged(path) == [[("_", "NOUN"), ("runs", "VERB"), (".", "PUNCT")], [("Yes", "INTJ")]]
+
+
+def test_conllu_multiword_head_counts_enhanced_dependencies(tmp_path):
+    """The fused form takes the UPOS of the word with the fewest ancestors in the graph of basic AND enhanced
+    edges. "zu" and "dem" both hang off word 5 in the basic tree (a tie that ADP would win over DET); the
+    enhanced edge 6 -> "zu" gives "zu" more ancestors, so "dem" (DET) is the head. Word 1 "dámelo"-like span with
+    one highest word takes that word's UPOS whatever the list says."""
+    sentence = """
+        1-2 Gibs _ _
+        1 Gib VERB 0
+        2 es PRON 1
+        3-4 zum _ _
+        3 zu ADP 5 {deps}
+        4 dem DET 5
+        5 Bahnhof NOUN 1
+        6 bitte ADV 5"""
+    basic = conllu(tmp_path, "de_a-ud-test.conllu", sentence.format(deps="5:case"))
+    enhanced = conllu(tmp_path, "de_b-ud-test.conllu", sentence.format(deps="5:case|6:dep"))
+    assert tagged(basic) == [[("Gibs", "VERB"), ("zum", "ADP"), ("Bahnhof", "NOUN"), ("bitte", "ADV")]]
+    assert tagged(enhanced) == [[("Gibs", "VERB"), ("zum", "DET"), ("Bahnhof", "NOUN"), ("bitte", "ADV")]]
+
+
+@pytest.mark.parametrize("lang, first, second, own, default", [
+    ("es", "AUX", "PRON", "AUX", "PRON"),  # es: VERB AUX PRON ADP DET
+    ("fr", "NOUN", "PRON", "PRON", "NOUN"),  # fr: VERB AUX PRON NOUN ADJ ADV ADP DET PART SCONJ CONJ
+    ("it", "PRON", "ADV", "ADV", "PRON"),  # it: VERB AUX ADV PRON ADP DET INTJ
+])
+def test_conllu_precedence_lists_of_es_fr_it(tmp_path, lang, first, second, own, default):
+    """Two words of a multiword token equally near the root: the language's precedence list decides, chosen by
+    the file name's language prefix as XTREME's conversion does (`--lang {prefix}`); other languages use the
+    default list (VERB NOUN PROPN PRON ADJ NUM ADV INTJ AUX ADP DET PART CCONJ SCONJ X PUNCT)."""
+    sentence = f"1 ver VERB 0\n2-3 fused _ _\n2 a {first} 1\n3 b {second} 1"
+    assert tagged(conllu(tmp_path, f"{lang}_x-ud-test.conllu", sentence))[0][1] == ("fused", own)
+    assert tagged(conllu(tmp_path, f"en_{lang}-ud-test.conllu", sentence))[0][1] == ("fused", default)
+
+
+def test_conllu_head_tie_outside_the_precedence_list_is_an_error(tmp_path):
+    path = conllu(tmp_path, "es_x-ud-test.conllu", "1 ver VERB 0\n2-3 fused _ _\n2 a NOUN 1\n3 b ADJ 1")
+    with pytest.raises(XtremeError) as err:
+        read_conllu(path)
+    assert str(err.value).startswith(f"{path}:4: cannot choose the head of multiword token 'fused': its words a, "
+                                     "b are equally near the root and UPOS NOUN is not in the es precedence list")
+
+
+def test_hub_load_failures_name_dataset_config_split_and_local_files(monkeypatch):
+    """What datasets 5.x raises for a script-only dataset, a missing revision, config and split."""
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+
+    cases = [
+        ("hellaswag", "dev", "en", RuntimeError("Dataset scripts are no longer supported, but found hellaswag.py"),
+         "could not load Rowan/hellaswag split validation from the Hub (RuntimeError: Dataset scripts are no longer "
+         "supported, but found hellaswag.py); use local files instead: --data_dir DIR holding "
+         "DIR/hellaswag/hellaswag_val.jsonl, or --validation_file FILE (--eval_file in run_xtreme_eval.py)"),
+        ("cosmosqa", "train", "en", DatasetNotFoundError("Revision 'refs/convert/parquet' doesn't exist for dataset "
+                                                         "'allenai/cosmos_qa' on the Hub."),
+         "could not load allenai/cosmos_qa split train (revision refs/convert/parquet) from the Hub "
+         "(DatasetNotFoundError: Revision 'refs/convert/parquet' doesn't exist for dataset 'allenai/cosmos_qa' on "
+         "the Hub.); use local files instead: --data_dir DIR holding DIR/cosmosqa/train.jsonl, or --train_file FILE"),
+        ("panx", "test", "xx", ValueError("BuilderConfig 'PAN-X.xx' not found. Available: ['PAN-X.af']"),
+         "could not load google/xtreme config PAN-X.xx split test from the Hub (ValueError: BuilderConfig "
+         "'PAN-X.xx' not found. Available: ['PAN-X.af']); use local files instead: --data_dir DIR holding "
+         "DIR/panx/test-xx.tsv, or --validation_file FILE (--eval_file in run_xtreme_eval.py)"),
+        ("udpos", "dev", "kk", ValueError('Unknown split "validation". Should be one of [\'train\', \'test\'].'),
+         "could not load google/xtreme config udpos.Kazakh split validation from the Hub (ValueError: Unknown "
+         "split \"validation\". Should be one of ['train', 'test'].); use local files instead: --data_dir DIR "
+         "holding DIR/udpos/dev-kk.tsv, or --validation_file FILE (--eval_file in run_xtreme_eval.py)"),
+    ]
+    for task, split, lang, error, message in cases:
+        def load_dataset(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+        labels = list(TASKS[task].labels) if TASKS[task].labels else None
+        with pytest.raises(XtremeError) as err:
+            load_split(TASKS[task], split, lang, labels)
+        assert str(err.value) == message
+
+
+def test_json_lines_errors_name_their_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n\n'
+                    '{"premise": "c", "hypothesis": "d", "label": 1}\n{"premise": "e", "hyp\n', encoding="utf-8")
+    with pytest.raises(XtremeError) as err:
+        read_rows(path, TASKS["mnli"])
+    assert str(err.value) == f"{path}:4:18: not valid JSON lines (Unterminated string starting at)"
+
+
+def test_conllu_tag_errors_name_the_tokens_line(tmp_path):
+    path = conllu(tmp_path, "en_x-ud-train.conllu", "1 Hello INTJ 0\n2 world NOUNN 1")
+    with pytest.raises(XtremeError) as err:
+        load_split(TASKS["udpos"], "train", "en", list(TASKS["udpos"].labels), files=[str(path)])
+    assert str(err.value).startswith(f"{path}:4: unknown label 'NOUNN'")
+
+
 def test_hub_labels_are_mapped_by_name(monkeypatch):
     """facebook/xnli's ClassLabel order (entailment, neutral, contradiction) differs from XTREME's."""
     import datasets

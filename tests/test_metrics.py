@@ -1,6 +1,8 @@
+import warnings
+
 import pytest
 
-from utils.metrics import accuracy, classification_metrics, seqeval_scores, tagging_metrics
+from utils.metrics import _chunks, accuracy, classification_metrics, seqeval_scores, tagging_metrics
 
 
 def test_accuracy_hand_computed():
@@ -20,10 +22,10 @@ def test_seqeval_span_f1_on_panx_tags():
 
 
 def test_seqeval_on_upos_tags_is_not_token_accuracy():
-    # seqeval reads NOUN as chunk tag "N" + type "OUN": runs of one type merge into one "entity".
+    # seqeval 0.0.12 reads NOUN as chunk tag "N" + type "NOUN": runs of one type merge into one "entity".
     gold = [["NOUN", "VERB", "DET", "NOUN"]]
     pred = [["NOUN", "VERB", "NOUN", "NOUN"]]
-    # gold entities: OUN(0) ERB(1) ET(2) OUN(3); predicted: OUN(0) ERB(1) OUN(2-3) -> 2 right
+    # gold entities: NOUN(0) VERB(1) DET(2) NOUN(3); predicted: NOUN(0) VERB(1) NOUN(2-3) -> 2 right
     # P = 2/3, R = 2/4, F1 = 4/7
     scores = tagging_metrics(gold, pred, metric="f1")
     assert scores["f1"] == pytest.approx(400 / 7)
@@ -34,3 +36,22 @@ def test_seqeval_on_upos_tags_is_not_token_accuracy():
 def test_tagging_metrics_reject_misaligned_sentences():
     with pytest.raises(ValueError):
         tagging_metrics([["O", "O"]], [["O"]])
+
+
+def test_upos_types_are_seqeval_0012s_whole_tag():
+    """seqeval 1.x types "CCONJ" and "SCONJ" alike ("CONJ" after the first character): a CCONJ predicted as SCONJ
+    counts as right there. XTREME's seqeval 0.0.12 takes the text after the last "-", the whole tag."""
+    from seqeval.metrics import f1_score
+
+    gold, pred = [["PRON", "CCONJ", "VERB"]], [["PRON", "SCONJ", "VERB"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert f1_score(gold, pred) == 1.0  # the installed seqeval 1.x
+    assert seqeval_scores(gold, pred) == {"f1": 2 / 3 * 100, "precision": 2 / 3 * 100, "recall": 2 / 3 * 100}
+
+
+def test_chunks_follow_seqeval_0012_rules():
+    # I after O starts a chunk; B-X I-Y splits by type; E and S end chunks; sentences never join across the "O"
+    gold = [["O", "I-PER", "I-PER", "B-LOC", "I-ORG"], ["B-X", "E-X", "S-X"], ["I-PER"], ["I-PER"]]
+    assert _chunks(gold) == {("PER", 1, 2), ("LOC", 3, 3), ("ORG", 4, 4), ("X", 6, 7), ("X", 8, 8),
+                             ("PER", 10, 10), ("PER", 12, 12)}

@@ -206,11 +206,14 @@ def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
 
 
 def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "bucc2018",
                                        "--languages", "de", "--output_dir", tmp_path, "--use_cpu"])
-    skipped = read_json(results_path(tmp_path, "bucc2018", "test"))["skipped"]
-    assert "holds only the gold parallel pairs" in skipped["de"]
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: task bucc2018 (test): no language could be evaluated; de: google/xtreme config")
+    assert "holds only the gold parallel pairs" in error
+    assert not (tmp_path / "results").exists()
 
 
 def test_tatoeba_hidden_label_layout_scores_like_the_aligned_files(intermediate_dir, tmp_path):
@@ -231,3 +234,37 @@ def test_tatoeba_hidden_label_layout_scores_like_the_aligned_files(intermediate_
     got = read_json(results_path(hidden, "tatoeba", "test"))["languages"]["de"]
     expected = read_json(results_path(aligned, "tatoeba", "test"))["languages"]["de"]
     assert got["accuracy"] == expected["accuracy"] and got["num_examples"] == 100
+    # both in submission order (the sorted English file's): the same file from either layout
+    predictions = [(d / "predictions/tatoeba/test-de.tsv").read_text() for d in (hidden, aligned)]
+    assert predictions[0] == predictions[1]
+
+
+def test_udpos_dev_has_29_languages(tiny_model_dir, tmp_path, capsys):
+    """`--split dev --languages all`: the 29 languages of udpos dev (here only en has a file: the other 28 are
+    skipped as missing), kk/th/tl/yo listed as not in the split; naming one of them is an error."""
+    model = tmp_path / "udpos"
+    run_script("run_target", ["--model_name_or_path", tiny_model_dir, "--task", "udpos", "--do_train",
+                              "--train_file", XTREME_DIR / "udpos/dev-en.tsv", "--max_train_samples", 16,
+                              "--validation_file", XTREME_DIR / "udpos/dev-en.tsv", "--max_eval_samples", 8,
+                              "--max_steps", 2, "--eval_strategy", "no", "--save_strategy", "no",
+                              "--load_best_model_at_end", "false", "--output_dir", model, *FAST])
+    args = ["--model_name_or_path", model, "--task", "udpos", "--split", "dev", "--data_dir", XTREME_DIR,
+            "--max_eval_samples", 8, *FAST]
+    capsys.readouterr()
+    run_script("run_xtreme_eval", [*args, "--languages", "all"])
+    results = read_json(results_path(model, "udpos", "dev"))
+    assert list(results["languages"]) == ["en"] and len(results["skipped"]) == 28
+    assert results["not_in_split"] == ["kk", "th", "tl", "yo"]
+    out = capsys.readouterr().out
+    assert "not in the dev split: kk, th, tl, yo" in out
+    assert f"skipped de: {XTREME_DIR / 'udpos/dev-de.tsv'}: file not found" in out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| en", "| avg"]  # no row without numbers
+    assert all(line.count("|") == table[0].count("|") for line in table)
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_xtreme_eval", [*args, "--languages", "en,kk"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: task udpos: the dev split has no kk; its languages are " + ", ".join(
+            lang for lang in "af ar bg de el en es et eu fa fi fr he hi hu id it ja ko mr nl pt ru ta te tr ur vi "
+                             "zh".split()))

@@ -545,3 +545,18 @@ def test_qwen_pair_plan_flags_parse_in_their_scripts(monkeypatch):
 
 def flag_value(argv, name):
     return argv[argv.index(name) + 1]
+
+
+def test_partial_is_judged_against_the_splits_languages(tmp_path):
+    """udpos dev has 29 languages (no dev data for kk, th, tl, yo): all 29 is complete on dev, partial on test."""
+    import json
+
+    from utils.tasks import TASKS
+
+    languages = {lang: {"f1": 50.0, "score": 50.0} for lang in TASKS["udpos"].languages_in("dev")}
+    for split in ("dev", "test"):
+        path = tmp_path / split / "results" / "udpos.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"task": "udpos", "split": split, "languages": languages}))
+    partial = {r.split: r.partial for r in discover(tmp_path)}
+    assert len(languages) == 29 and partial == {"dev": False, "test": True}

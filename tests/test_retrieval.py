@@ -168,6 +168,41 @@ def test_tatoeba_xtreme_layout_with_labels(tmp_path):
     np.testing.assert_array_equal(R.tatoeba_predict(embed(hidden.sentences), embed(hidden.en_sentences)), order)
 
 
+def test_tatoeba_predictions_in_submission_order_from_every_layout(tmp_path, monkeypatch):
+    """Whatever the input (LASER files, the Hub, XTREME's sorted layout with labels), line i of the predictions
+    answers line i of XTREME's sorted English file: scored against labels built as XTREME builds them (stripped
+    English lines, stable sort, label = the translation's line) it gives the accuracy the run reports."""
+    import datasets
+
+    from utils.score import score_file
+
+    data = R.read_tatoeba(TATOEBA_DIR, "de")
+    german, english = data.sentences[:40], data.en_sentences[:40]
+    english[7] = "  " + english[7]  # leading spaces move a line once stripped
+    embed = one_hot_lookup([[g, e, e.strip()] for g, e in zip(german, english)])
+    shuffled = german[1:10] + german[:1] + german[10:]  # the first ten pairs are wrong: accuracy 75
+    order = sorted(range(40), key=lambda i: english[i].strip())
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("".join(f"{i}\n" for i in order))
+
+    laser, xtreme = tmp_path / "laser", tmp_path / "xtreme"
+    laser.mkdir()
+    xtreme.mkdir()
+    (laser / "tatoeba.deu-eng.deu").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+    (laser / "tatoeba.deu-eng.eng").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (xtreme / "de-en.de").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+    (xtreme / "de-en.en").write_text("".join(english[i].strip() + "\n" for i in order), encoding="utf-8")
+    hub = datasets.Dataset.from_dict({"source_sentence": shuffled, "target_sentence": english})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: hub)
+
+    predictions = tmp_path / "test-de.tsv"
+    for data_dir, labels_file in ((laser, None), (None, None), (xtreme, labels)):
+        metrics, text, _ = R.evaluate_tatoeba(embed, data_dir, "de", labels_file=labels_file)
+        predictions.write_text(text)
+        assert metrics["accuracy"] == 75.0
+        assert score_file("tatoeba", "de", predictions, labels) == {"accuracy": 75.0}
+
+
 def test_tatoeba_hub_loader(monkeypatch):
     import datasets
 
@@ -195,7 +230,7 @@ def test_tatoeba_bad_files(tmp_path):
     for text, message in [
         ("0\n1\n", r"labels\.txt: 2 labels, expected one per English sentence \(3\)"),
         ("0\n3\n1\n", r"labels\.txt:2: label 3 out of range: expected 0\.\.2"),
-        ("0\nx\n1\n", r"labels\.txt:2: expected an integer label"),
+        ("0\nx\n1\n", r"labels\.txt:2: expected a sentence index"),
         ("0\n1\n1\n", r"labels\.txt: label 1 occurs more than once"),
     ]:
         (tmp_path / "labels.txt").write_text(text, encoding="utf-8")
@@ -204,7 +239,7 @@ def test_tatoeba_bad_files(tmp_path):
     with pytest.raises(XtremeError, match=r"no Tatoeba files for fr .*tatoeba\.fra-eng\.fra"):
         R.read_tatoeba(tmp_path, "fr")
     (tmp_path / "tatoeba.deu-eng.deu").write_bytes(b"\xff\n\n\n")
-    with pytest.raises(XtremeError, match=r"tatoeba\.deu-eng\.deu: not valid UTF-8"):
+    with pytest.raises(XtremeError, match=r"tatoeba\.deu-eng\.deu:1: not UTF-8 text"):
         R.read_tatoeba(tmp_path, "de")
 
 
@@ -245,6 +280,31 @@ def test_bucc_threshold_is_midpoint_after_best_prefix():
     assert R.bucc_optimize_threshold([("b", "X", 1.0)], gold) == (0.0, 0.0, 0.0, 0.0)
     with pytest.raises(XtremeError, match="gold is empty"):
         R.bucc_optimize_threshold(candidates, set())
+
+
+def test_bucc_margins_in_float64_as_xtreme():
+    """XTREME's `score_candidates` (NumPy 1.x): float32 cosines and k-NN means, the means' float32 sum halved in
+    float64, the division in float64. Float32 division differs in the last bits, and so would the threshold."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 16)).astype(np.float32), rng.normal(size=(50, 16)).astype(np.float32)
+    mined = R.mine_bitext([f"x{i}" for i in range(60)], x, [f"y{j}" for j in range(50)], y, k=4)
+    x_sim, x_ind = R.knn(x, y, 4)
+    y_sim, y_ind = R.knn(y, x, 4)
+    x_mean, y_mean = x_sim.mean(axis=1), y_sim.mean(axis=1)
+    cosine = {(i, x_ind[i, c]): x_sim[i, c] for i in range(60) for c in range(4)}
+    cosine.update({(y_ind[j, c], j): y_sim[j, c] for j in range(50) for c in range(4)})
+    float32_differs = False
+    for i, j, score in mined:
+        denominator = np.float32(x_mean[i] + y_mean[j])
+        assert score == float(np.float64(cosine[i, j]) / (np.float64(denominator) / 2))
+        float32_differs |= score != float(cosine[i, j] / (denominator / np.float32(2)))
+    assert float32_differs
+
+
+def test_bucc_scores_multiply_by_100_last_as_evaluate_py():
+    # P = 1/1, R = 1/2: evaluate.py's f1 * 100 is 66.66666666666666; 100 * 2 * P * R / (P + R) gives ...67
+    scores = R.bucc_scores({("a", "A")}, {("a", "A"), ("b", "B")})
+    assert scores == {"f1": 66.66666666666666, "precision": 100.0, "recall": 50.0}
 
 
 TEST_PAIRS = [("de-000000101", "en-000000104"), ("de-000000102", "en-000000101"),

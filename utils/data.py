@@ -35,7 +35,6 @@ LABEL_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction", "contr
 NO_LABEL = ("-1", "-", "")  # SNLI without gold label, PAWS-X's -1: dropped from training data
 TEXT_COLUMNS = {CLASSIFICATION: ("sentence1", "sentence2"), TAGGING: ("tokens",)}
 LABEL_COLUMN = {CLASSIFICATION: "label", TAGGING: "tags"}
-UD_POS_PRECEDENCE = "VERB NOUN PROPN PRON ADJ NUM ADV INTJ AUX ADP DET PART CCONJ SCONJ X PUNCT".split()
 
 
 # --- readers: path -> list of row dicts with string labels and the line number they came from -------------------
@@ -84,125 +83,150 @@ def _header_columns(first: list[str], task: Task) -> dict | None:
 
 def read_conll_tsv(path: Path) -> list[dict]:
     """`token<TAB>tag` per line, blank line between sentences (PAN-X, UD-POS); token-only lines = unlabelled."""
-    rows, tokens, tags, start, width = [], [], [], 1, None
+    rows, sentence, width = [], [], None
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
-                if tokens:
-                    rows.append(_tagged_row(tokens, tags, start))
-                tokens, tags, start = [], [], number + 1
+                rows += [_tagged_row(sentence)] if sentence else []
+                sentence = []
                 continue
             parts = line.split("\t")
             width = width or len(parts)
             if len(parts) != width or width > 2:
                 raise XtremeError(f"{path}:{number}: expected 'token<TAB>tag' (or a token alone in unlabelled "
                                   f"files) like the lines before, found {len(parts)} columns")
-            tokens.append(parts[0])
-            if width == 2:
-                tags.append(parts[1])
-    if tokens:
-        rows.append(_tagged_row(tokens, tags, start))
-    return rows
+            sentence.append((number, parts))
+    return rows + ([_tagged_row(sentence)] if sentence else [])
 
 
-def _tagged_row(tokens: list[str], tags: list[str], line: int) -> dict:
-    row = {"tokens": tokens, "_line": line}
-    if tags:
-        row["tags"] = tags
+def _tagged_row(sentence: list[tuple[int, list[str]]]) -> dict:
+    """A tagging row from (line number, [token, tag?]) pairs; `_lines` keeps each token's line for errors."""
+    row = {"tokens": [parts[0] for _, parts in sentence], "_line": sentence[0][0],
+           "_lines": [number for number, _ in sentence]}
+    if len(sentence[0][1]) == 2:
+        row["tags"] = [parts[1] for _, parts in sentence]
     return row
 
 
-def read_conllu(path: Path) -> list[dict]:
-    """Raw CoNLL-U -> (FORM, UPOS) sentences, keeping multiword tokens as their fused surface form as XTREME does.
+# ud-conversion-tools' POS precedence lists (conllu_to_conll.py), by the language prefix of the file name: the
+# head of a multiword token, among its words nearest the root, is the one whose UPOS comes first. The default
+# list lacks SYM (and ends with an empty entry, as its split of a trailing space gives).
+UD_POS_PRECEDENCE = {
+    "default": "VERB NOUN PROPN PRON ADJ NUM ADV INTJ AUX ADP DET PART CCONJ SCONJ X PUNCT ".split(" "),
+    "es": "VERB AUX PRON ADP DET".split(),
+    "fr": "VERB AUX PRON NOUN ADJ ADV ADP DET PART SCONJ CONJ".split(),
+    "it": "VERB AUX ADV PRON ADP DET INTJ".split(),
+}
 
-    XTREME converts with ud-conversion-tools `--replace_subtokens_with_fused_forms`: the fused form takes the
-    UPOS of the span's head (the sub-token nearest the root; ties broken by a POS precedence list). Sentences
-    whose forms are all `_` are dropped and U+200C is removed, as in XTREME's preprocessing.
+
+def read_conllu(path: Path) -> list[dict]:
+    """Raw CoNLL-U -> (FORM, UPOS) sentences, as XTREME's UD-POS files are made from it.
+
+    XTREME converts each treebank file with ud-conversion-tools (`conllu_to_conll.py --lang {file prefix}
+    --replace_subtokens_with_fused_forms`) and reads the result with `utils_preprocess.py::udpos_preprocess`:
+    - a multiword token becomes its fused surface form with the UPOS of its head word (`_multiword_head`);
+    - a sentence is dropped when all its forms, or all but one, are `_`;
+    - spaces inside a form (Vietnamese UD has them) and U+200C are removed; forms are stripped.
     """
-    rows = []
+    rows, sentence = [], []
     with open(path, encoding="utf-8") as f:
-        blocks, block, start = [], [], 1
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line.strip():
-                if block:
-                    blocks.append((start, block))
-                block, start = [], number + 1
+                rows += [_conllu_sentence(path, sentence)] if sentence else []
+                sentence = []
             elif not line.startswith("#"):
                 parts = line.split("\t")
                 if len(parts) != 10:
                     raise XtremeError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, "
                                       f"found {len(parts)}")
-                block.append((number, parts))
-        if block:
-            blocks.append((start, block))
-    for start, block in blocks:
-        tokens, tags = _fuse_multiword_tokens(path, block)
-        if all(t == "_" for t in tokens):
-            continue
-        rows.append({"tokens": [t.replace("\u200c", "") for t in tokens], "tags": tags, "_line": start})
-    return rows
+                sentence.append((number, parts))
+    rows += [_conllu_sentence(path, sentence)] if sentence else []
+    return [row for row in rows if row is not None]
 
 
-def _fuse_multiword_tokens(path: Path, block: list) -> tuple[list[str], list[str]]:
-    words, heads, spans = {}, {}, []
-    for number, parts in block:
-        ident = parts[0]
-        if "." in ident:  # empty nodes of enhanced dependencies
-            continue
-        if "-" in ident:
-            first, last = (int(x) for x in ident.split("-"))
-            spans.append((first, last, parts[1]))
-            continue
+def _conllu_sentence(path: Path, lines: list) -> dict | None:
+    words, parents, spans = {}, {}, []
+    for number, (ident, form, _, upos, _, _, head, _, deps, _) in lines:
         try:
+            if "." in ident:  # an empty node of the enhanced graph: not a word
+                continue
+            if "-" in ident:
+                first, last = (int(x) for x in ident.split("-"))
+                spans.append((number, form, range(first, last + 1)))
+                continue
             index = int(ident)
-            heads[index] = int(parts[6]) if parts[6] != "_" else 0
+            # the dependency graph of ud-conversion-tools: basic HEAD plus the enhanced DEPS heads that are words
+            parents[index] = {int(head)} | {int(h) for h, *_ in (d.split(":") for d in deps.split("|"))
+                                            if deps != "_" and h.isdigit()}
         except ValueError:
-            raise XtremeError(f"{path}:{number}: expected an integer ID and HEAD, found {parts[0]!r}, {parts[6]!r}")
-        words[index] = (parts[1], parts[3])
-
-    def depth(index: int) -> int:
-        steps = 0
-        while index in heads and heads[index] != 0 and steps <= len(heads):
-            index, steps = heads[index], steps + 1
-        return steps
-
-    out, fused_at, skipped = [], {}, set()
-    for first, last, form in spans:
-        members = [i for i in range(first, last + 1) if i in words]
-        if not members:
-            continue
-        best = min(depth(i) for i in members)
-        highest = [i for i in members if depth(i) == best]
-        head = min(highest, key=lambda i: _precedence(words[i][1]))
-        fused_at[first] = (form, words[head][1])
-        skipped.update(members)
-    for index in sorted(words):
-        if index in fused_at:
-            out.append(fused_at[index])
-        elif index not in skipped:
-            out.append(words[index])
-    return [w for w, _ in out], [t for _, t in out]
+            raise XtremeError(f"{path}:{number}: expected integer ID and HEAD, found {ident!r}, {head!r}") from None
+        words[index] = (number, form, upos)
+    forms = {i: form for i, (_, form, _) in words.items()}
+    for number, form, span in spans:
+        if any(i not in words for i in span):
+            raise XtremeError(f"{path}:{number}: multiword token {form!r} spans words that are not in the sentence")
+        head = _multiword_head(path, number, form, span, words, parents)
+        forms.update({i: None for i in span})
+        forms[head] = form
+    kept = [i for i in sorted(words) if forms[i] is not None]
+    tokens = [forms[i].strip() for i in kept]
+    n_empty = tokens.count("_")
+    if n_empty and n_empty >= len(tokens) - 1:
+        return None
+    return {"tokens": ["".join(t.replace("\u200c", "").split(" ")) for t in tokens],
+            "tags": [words[i][2].strip() for i in kept], "_line": lines[0][0], "_lines": [words[i][0] for i in kept]}
 
 
-def _precedence(upos: str) -> int:
-    return UD_POS_PRECEDENCE.index(upos) if upos in UD_POS_PRECEDENCE else len(UD_POS_PRECEDENCE)
+def _multiword_head(path: Path, line: int, form: str, span: range, words: dict, parents: dict) -> int:
+    """The word of a multiword token that keeps its UPOS, as ud-conversion-tools chooses it: the word with the
+    fewest ancestors in the dependency graph (basic and enhanced edges); among several, the first whose UPOS comes
+    earliest in the language's precedence list (a UPOS missing from the list stops XTREME's conversion)."""
+    def ancestors(index: int) -> int:
+        seen, todo = set(), [index]
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in seen and parent != index:
+                    seen.add(parent)
+                    todo.append(parent)
+        return len(seen)
+
+    depth = {i: ancestors(i) for i in span}
+    highest = [i for i in span if depth[i] == min(depth.values())]
+    if len(highest) == 1:
+        return highest[0]
+    prefix = Path(path).name.split("_")[0]
+    precedence = UD_POS_PRECEDENCE.get(prefix, UD_POS_PRECEDENCE["default"])
+    missing = [words[i][2] for i in highest if words[i][2] not in precedence]
+    if missing:
+        raise XtremeError(f"{path}:{line}: cannot choose the head of multiword token {form!r}: its words "
+                          f"{', '.join(words[i][1] for i in highest)} are equally near the root and UPOS "
+                          f"{missing[0]} is not in the {prefix if prefix in UD_POS_PRECEDENCE else 'default'} "
+                          "precedence list of ud-conversion-tools (XTREME's conversion stops on this file)")
+    return min(highest, key=lambda i: precedence.index(words[i][2]))
 
 
 def read_json_records(path: Path) -> list[tuple[int, object]]:
     """(line number, record) of a JSON lines file, or (index from 1, record) of a file holding one JSON list."""
     text = path.read_text(encoding="utf-8")
-    try:
-        if text.lstrip().startswith("["):
+    if text.lstrip().startswith("["):
+        try:
             records = list(enumerate(json.loads(text), 1))
-        else:
-            records = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    except json.JSONDecodeError as err:
-        raise XtremeError(f"{path}:{err.lineno}: not valid JSON lines ({err.msg})")
+        except json.JSONDecodeError as err:
+            raise XtremeError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    else:
+        records = [(n, _json_line(path, n, line)) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     if not records:
         raise XtremeError(f"{path}: empty file; expected one JSON object per line")
     return records
+
+
+def _json_line(path: Path, number: int, line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise XtremeError(f"{path}:{number}:{err.colno}: not valid JSON lines ({err.msg})") from None
 
 
 def read_json_rows(path: Path, task: Task) -> list[dict]:
@@ -481,7 +505,7 @@ def encode_labels(rows: list[dict], labels: list[str], source: str, kind: str,
         if kind == TAGGING:
             if len(value) != len(row["tokens"]):
                 raise XtremeError(f"{source}:{row['_line']}: {len(row['tokens'])} tokens but {len(value)} tags")
-            value = [encode(v, row["_line"]) for v in value]
+            value = [encode(v, line) for v, line in zip(value, row.get("_lines", [row["_line"]] * len(value)))]
         else:
             value = encode(value, row["_line"])
         out.append({**row, column: value})
@@ -501,20 +525,31 @@ def rows_to_dataset(rows: list[dict], kind: str):
 
 # --- the Hub --------------------------------------------------------------------------------------------------
 
-def _load_hub_dataset(source: HubSource, lang: str, hub_kwargs: dict):
+def local_alternative(task: Task, split: str, lang: str) -> str:
+    """How to give a task's split as local files instead of loading it from the Hub (named in Hub errors)."""
+    flag = "--train_file FILE" if split == "train" else "--validation_file FILE (--eval_file in run_xtreme_eval.py)"
+    layout = task.local.get(split)
+    return (f"--data_dir DIR holding DIR/{layout.format(lang=lang)}, or " if layout else "") + flag
+
+
+def load_hub_dataset(source: HubSource, lang: str, hub_kwargs: dict, local: str):
+    """One Hub split as a Dataset (and its name for messages). When it cannot be loaded (a dataset that is only a
+    loading script, which datasets >= 4 cannot run; a missing revision, config or split; no network) the error
+    names the dataset, config and split, the cause, and `local`: the local files that would replace it."""
     from datasets import load_dataset
 
     name_of_lang = LANG_NAMES.get(lang, lang)
     config = source.config.format(lang=lang, lang_name=name_of_lang) if source.config else None
-    name = f"{source.path}" + (f" ({config})" if config else "") + f" split {source.split}"
+    revision = f" (revision {source.revision})" if source.revision else ""
+    name = f"{source.path}" + (f" config {config}" if config else "") + f" split {source.split}"
     if source.revision:
         hub_kwargs = {**hub_kwargs, "revision": source.revision}
     try:
         dataset = load_dataset(source.path, config, split=source.split, **hub_kwargs)
-    except Exception as err:  # network, missing config, auth: all end the same way for the user
-        raise XtremeError(f"could not load {name} from the Hub ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''}); for local files pass --data_dir or "
-                          "--train_file/--validation_file")
+    except Exception as err:  # a script, a missing revision/config/split, the network: all end the same way
+        cause = " ".join(str(err).split())[:300]
+        raise XtremeError(f"could not load {name}{revision} from the Hub ({type(err).__name__}: {cause}); use "
+                          f"local files instead: {local}") from None
     if source.id_prefix:
         prefix = source.id_prefix.format(lang_name=name_of_lang.lower())
         dataset = dataset.filter(lambda b: [i.startswith(prefix) for i in b["id"]], batched=True,
@@ -522,11 +557,11 @@ def _load_hub_dataset(source: HubSource, lang: str, hub_kwargs: dict):
     return dataset, name
 
 
-def load_hub(source: HubSource, lang: str, task: Task, labels: list[str], hub_kwargs: dict):
+def load_hub(source: HubSource, split: str, lang: str, task: Task, labels: list[str], hub_kwargs: dict):
     """One Hub split in our columns, labels mapped by name (ClassLabel names, or `source.label_names`)."""
     from datasets import ClassLabel, Sequence
 
-    dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
+    dataset, name = load_hub_dataset(source, lang, hub_kwargs, local_alternative(task, split, lang))
     label_col = LABEL_COLUMN[task.kind]
     hub_label = source.columns.get(label_col, label_col)
     renames = {hub: ours for ours, hub in source.columns.items() if hub != ours and hub in dataset.column_names}
@@ -575,7 +610,7 @@ def load_qa(task: Task, split: str, lang: str, paths: list[str] | None, hub_kwar
     for source in task.hub_sources(split):
         if "{lang" not in f"{source.config}{source.id_prefix}" and lang != task.train_language:
             raise MissingDataError(f"task {task.name}: no {split} data for {lang} ({source.path} is English only)")
-        dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
+        dataset, name = load_hub_dataset(source, lang, hub_kwargs, local_alternative(task, split, lang))
         rows += validate_answers(dataset.select_columns(["id", "context", "question", "answers"]), name, strict)
     if not rows:
         raise MissingDataError(f"task {task.name}: no Hub source for the {split} split of {lang}")
@@ -593,7 +628,7 @@ def load_multiple_choice(task: Task, split: str, lang: str, paths: list[str] | N
         for source in task.hub_sources(split):
             if lang != task.train_language:
                 raise MissingDataError(f"task {task.name}: no {split} data for {lang} ({source.path} is English only)")
-            dataset, name = _load_hub_dataset(source, lang, hub_kwargs)
+            dataset, name = load_hub_dataset(source, lang, hub_kwargs, local_alternative(task, split, lang))
             wheres = [f"{name} row {i}" for i in range(len(dataset))]
             rows += _checked_labels([multiple_choice_row(r, task, w) for r, w in zip(dataset, wheres)], wheres)
         if not rows:
@@ -660,7 +695,7 @@ def load_split(task: Task, split: str, lang: str, labels: list[str] | None, *, f
             raise XtremeError(f"task {task.name}: no Hub source for the {split} split; pass local files")
         if labels is None:
             raise XtremeError(f"task {task.name}: no fixed label list, so its data must come from local files")
-        parts = [load_hub(source, lang, task, labels, hub_kwargs or {}) for source in sources]
+        parts = [load_hub(source, split, lang, task, labels, hub_kwargs or {}) for source in sources]
     columns = set.intersection(*(set(p.column_names) for p in parts))
     dataset = concatenate_datasets([p.select_columns(sorted(columns)) for p in parts]) if len(parts) > 1 else parts[0]
     if max_samples is not None:

@@ -21,8 +21,8 @@ def run_main(main):
     except XtremeError as err:
         fail(str(err), err)
     except UnicodeDecodeError as err:  # a binary or compressed file given as data
-        fail(f"{file_being_read(err) or 'a data file'}: not UTF-8 text ({err.reason}); expected a plain-text file "
-             "(decompress .gz/.zip files first)", err)
+        path = file_being_read(err)
+        fail(undecodable(path) if path else f"a data file is not UTF-8 text ({err.reason})", err)
     except Exception as err:
         if not disk_full(err):
             raise
@@ -71,6 +71,39 @@ def disk_full(err: BaseException, directory=None) -> bool:
         except OSError:
             return False
     return False
+
+
+COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+              b"\x28\xb5\x2f\xfd": "zstd"}  # magic bytes
+
+
+def undecodable(path) -> str:
+    """The message for a file that is not UTF-8 text: compressed (named by its magic bytes), or the line of its
+    first byte that is not UTF-8."""
+    with open(path, "rb") as f:
+        data = f.read()
+    kind = next((name for magic, name in COMPRESSED.items() if data.startswith(magic)), None)
+    if kind:
+        return f"{path}: {kind}-compressed data, not text; decompress it first"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return f"{path}:{line}: not UTF-8 text ({err.reason} at byte {err.start}); expected a UTF-8 text file"
+    return f"{path}: not UTF-8 text; expected a UTF-8 text file"
+
+
+def load_json(path):
+    """The content of a JSON file; a file that is not UTF-8 or not JSON is an `XtremeError` naming it and the line."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise XtremeError(undecodable(path)) from None
+    except json.JSONDecodeError as err:
+        raise XtremeError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 def file_being_read(err: BaseException) -> str | None:

@@ -6,8 +6,6 @@ F1 for PAN-X and UD-POS), which also drives checkpoint selection on the English 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 
@@ -18,21 +16,39 @@ def accuracy(predictions, references) -> float:
     return float((predictions == references).mean() * 100)
 
 
-def seqeval_scores(references: list[list[str]], predictions: list[list[str]]) -> dict:
-    """Entity-level micro P/R/F1 of `seqeval` in its default (non-strict) mode, as XTREME computes it.
+def _chunks(sentences: list[list[str]]) -> set[tuple[str, int, int]]:
+    """(type, start, end) of every chunk, read as seqeval 0.0.12 reads tags (the version XTREME and jiant used).
 
-    UPOS tags have no B-/I- prefix: seqeval then reads the first character as the chunk tag and warns for each
-    one; XTREME reports that number for UD-POS all the same, so we do too and silence the warnings.
+    Sentences are joined with an "O" after each one. A tag's chunk tag is its first character and its type the
+    text after its last "-": "B-PER" is (B, PER), an un-prefixed UPOS tag "NOUN" is (N, NOUN). seqeval 1.x takes
+    the type after the first character instead ("OUN"), which makes CCONJ and SCONJ one type ("CONJ").
     """
-    from seqeval.metrics import f1_score, precision_score, recall_score
+    tags = [tag for sentence in sentences for tag in [*sentence, "O"]] + ["O"]
+    chunks, start, prev_tag, prev_type = set(), 0, "O", ""
+    for i, label in enumerate(tags):
+        tag, type_ = label[0], label.split("-")[-1]
+        ends = (prev_tag in "ES" or (prev_tag in "BI" and tag in "BSO")
+                or (prev_tag not in "O." and prev_type != type_))
+        if ends:
+            chunks.add((prev_type, start, i - 1))
+        if tag in "BS" or (prev_tag in "ESO" and tag in "EI") or (tag not in "O." and prev_type != type_):
+            start = i
+        prev_tag, prev_type = tag, type_
+    return chunks
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {
-            "f1": f1_score(references, predictions) * 100,
-            "precision": precision_score(references, predictions) * 100,
-            "recall": recall_score(references, predictions) * 100,
-        }
+
+def seqeval_scores(references: list[list[str]], predictions: list[list[str]]) -> dict:
+    """Entity-level micro P/R/F1 of seqeval 0.0.12 (default mode), x100, whatever seqeval is installed.
+
+    It equals seqeval 1.x on IOB2 tags (PAN-X); on UPOS tags, which carry no B-/I- prefix, only 0.0.12 gives
+    XTREME's UD-POS numbers (see `_chunks`). The floating-point steps are seqeval's, so the numbers are identical.
+    """
+    gold, predicted = _chunks(references), _chunks(predictions)
+    correct = len(gold & predicted)
+    precision = correct / len(predicted) if predicted else 0
+    recall = correct / len(gold) if gold else 0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0
+    return {"f1": f1 * 100, "precision": precision * 100, "recall": recall * 100}
 
 
 def classification_metrics(predictions, references) -> dict:
@@ -45,6 +61,8 @@ def tagging_metrics(references: list[list[str]], predictions: list[list[str]], m
 
     With `metric="accuracy"` (CCG supertags, which have no spans) only the word-level accuracy is computed.
     """
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} gold sentences but {len(predictions)} predicted")
     for ref, pred in zip(references, predictions):
         if len(ref) != len(pred):
             raise ValueError(f"sentence with {len(ref)} gold tags but {len(pred)} predictions")

@@ -5,7 +5,6 @@ Rows have the Hub SQuAD schema: id, title, context, question, answers={"text": [
 an unanswerable (SQuAD 2.0) question has empty answer lists.
 """
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import XtremeError
+from utils.errors import XtremeError, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +33,7 @@ def read_squad_json(path: str | Path, strict: bool = True) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise XtremeError(f"{path}: file not found (expected a SQuAD-format JSON file)")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise XtremeError(f"{path}: not valid UTF-8 JSON ({err})") from None
+    doc = load_json(path)
     _check(_is_list_field(doc, "data"), path, "top level", 'an object with a "data" list')
     rows = []
     for i, article in enumerate(doc["data"]):

@@ -29,10 +29,10 @@ over seeds; the difference is the difference of the mean gains +- sqrt(std_base^
 the difference between one aligned and one base run (`pairs.csv` also has its standard error,
 sqrt(std_base^2/n_base + std_aligned^2/n_aligned)). Without pairs, none of this is written.
 
-XTREME's rules (`evaluate.py`): a task's score is the plain mean over its languages of the per-language score
-(accuracy for XNLI/PAWS-X/Tatoeba, F1 for UD-POS/PAN-X/BUCC, (EM + F1)/2 for the QA tasks); the overall score is
-the mean of the nine task scores; the category means are over classification (pawsx, xnli), structured prediction
-(udpos, panx), question answering (xquad, mlqa, tydiqa) and retrieval (bucc2018, tatoeba). A missing value is
+XTREME's rules (`evaluate.py`, computed by `utils.score`): a task's score comes from the plain means over its
+languages (accuracy for XNLI/PAWS-X/Tatoeba, F1 for UD-POS/PAN-X/BUCC, (EM + F1)/2 for the QA tasks); the overall
+score is the mean of the nine task scores; the category means are over classification (pawsx, xnli), structured
+prediction (udpos, panx), question answering (xquad, mlqa, tydiqa) and retrieval (bucc2018, tatoeba). A missing value is
 shown as missing ("—" in markdown, an empty CSV cell), never as 0, and a mean that needs a missing value is missing.
 A task score over fewer languages than XTREME's list is marked with a dagger.
 """
@@ -50,14 +50,8 @@ from pathlib import Path
 
 from .errors import XtremeError, run_main
 from .results import METRIC_KEYS, SPLITS, read_results
-
-XTREME_TASKS = ("pawsx", "xnli", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
-CATEGORIES = {
-    "classification": ("pawsx", "xnli"),
-    "structured prediction": ("udpos", "panx"),
-    "question answering": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("bucc2018", "tatoeba"),
-}
+from .score import CATEGORIES, XTREME_TASKS, average, language_score, task_score, xtreme_scores
+from .tasks import TASKS
 SHORT = {"classification": "class.", "structured prediction": "struct.", "question answering": "QA",
          "retrieval": "retr."}
 MISSING = "—"
@@ -69,28 +63,9 @@ GROUPS = ("base", "aligned")
 
 # ----------------------------------------------------------------------------------------------------- reading
 
-def language_score(metrics: dict) -> float | None:
-    """XTREME's per-language score: the results' `score`, else (EM + F1)/2 for QA, else F1, else accuracy."""
-    def num(key):
-        value = metrics.get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    if num("score") is not None:
-        return num("score")
-    if num("exact_match") is not None and num("f1") is not None:
-        return (num("exact_match") + num("f1")) / 2
-    return num("f1") if num("f1") is not None else num("accuracy")
-
-
 def mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
-
-
-def mean_all(values) -> float | None:
-    """The mean only when no value is missing (an XTREME or category mean over an incomplete set is missing)."""
-    values = list(values)
-    return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
 def stdev(values) -> float | None:
@@ -98,19 +73,9 @@ def stdev(values) -> float | None:
     return statistics.stdev(values) if len(values) >= 2 else None
 
 
-def xtreme_scores(task_scores: dict) -> dict:
-    """Category means and the overall XTREME score from {task: score}; missing when any of their tasks is."""
-    out = {cat: mean_all(task_scores.get(t) for t in tasks) for cat, tasks in CATEGORIES.items()}
-    out["XTREME"] = mean_all(task_scores.get(t) for t in XTREME_TASKS)
-    return out
-
-
-def xtreme_languages(task: str) -> tuple | None:
-    try:
-        from .tasks import TASKS
-    except Exception:  # the registry is optional here: a report needs only the JSON files
-        return None
-    return tuple(TASKS[task].languages) if task in TASKS else None
+def xtreme_languages(task: str, split: str | None) -> tuple | None:
+    """XTREME's languages of the task's split (udpos dev has 29); None for a task outside the registry."""
+    return TASKS[task].languages_in(split or "test") if task in TASKS else None
 
 
 @dataclass
@@ -131,12 +96,13 @@ class Result:
 
     @property
     def score(self) -> float | None:
-        return mean(self.scores.values())
+        """XTREME's task score over the languages evaluated (`utils.score`)."""
+        return task_score(self.task, average(self.task, {lang: self.languages[lang] for lang in self.scores}))
 
     @property
     def partial(self) -> bool:
         """Fewer languages than XTREME's list for the task (or languages skipped)."""
-        expected = xtreme_languages(self.task)
+        expected = xtreme_languages(self.task, self.split)
         return bool(self.skipped) or (expected is not None and not set(expected) <= set(self.scores))
 
     @property

@@ -1,10 +1,11 @@
 """Results and predictions on disk, written atomically: an interrupted run loses nothing already computed.
 
 `results_path(output_dir, task, split)`, `{output_dir}/results/{task}.{split}.json`, holds per language the metrics
-and example counts, the task average over the languages evaluated so far and, under `evaluation`, what produced
-the numbers (the model's path and weights fingerprint, the arguments that change them); it is rewritten after every
-language. `read_results` checks a file against that layout. Predictions follow XTREME's submission layout:
-`{output_dir}/predictions/{task}/{split}-{lang}.tsv` (`.json` for QA).
+and example counts, the task average over the languages evaluated so far (XTREME's averages and task score,
+`utils.score`) and, under `evaluation`, what produced the numbers (the model's path and weights fingerprint, the
+arguments that change them); it is rewritten after every language. `read_results` checks a file against that
+layout. Predictions follow XTREME's submission layout: `{output_dir}/predictions/{task}/{split}-{lang}.tsv`
+(`.json` for QA).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from .errors import XtremeError
+from .score import average, task_score
 
 RUN_INFO = "xtreme_inter_run.json"
 SPLITS = ("dev", "test")
@@ -57,14 +59,6 @@ def atomic_write_json(path: str | Path, data) -> None:
 def read_json(path: str | Path) -> dict | None:
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def task_average(languages: dict) -> dict:
-    """Plain mean of each metric over the evaluated languages (XTREME's per-task average)."""
-    keys = sorted({k for m in languages.values() for k, v in m.items() if isinstance(v, (int, float))
-                   and not k.startswith("num_")})
-    return {k: sum(m[k] for m in languages.values()) / len(languages) for k in keys
-            if all(k in m for m in languages.values())}
 
 
 def is_number(value) -> bool:
@@ -178,25 +172,29 @@ class ResultsFile:
         self._write()
 
     def _write(self) -> None:
-        self.data["average"] = task_average(self.data["languages"]) if self.data["languages"] else {}
-        self.data["score"] = self.data["average"].get("score")
+        self.data["average"] = average(self.data["task"], self.data["languages"])
+        self.data["score"] = task_score(self.data["task"], self.data["average"])
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         atomic_write_json(self.path, self.data)
 
 
 def format_table(data: dict) -> str:
-    """A markdown table of one results file: a row per language and the average."""
-    rows = dict(data["languages"])
+    """A markdown table of one results file (a row per language evaluated, the average, the examples), then a
+    line per skipped language with its reason and a line naming the languages the split does not have."""
+    rows = {lang: m for lang, m in data["languages"].items() if isinstance(m, dict)}
     if rows:
-        rows["avg"] = data["average"]
-    keys = [k for k in ("score", "accuracy", "f1", "exact_match", "precision", "recall")
-            if any(k in m for m in rows.values())]
-    lines = [f"| {data['task']} ({data['split']}) | " + " | ".join(keys) + " |",
-             "|---" * (len(keys) + 1) + "|"]
-    lines += [f"| {lang} | " + " | ".join(f"{m[k]:.2f}" if k in m else "-" for k in keys) + " |"
-              for lang, m in rows.items()]
-    lines += [f"| {lang} | skipped: {reason} |" for lang, reason in data["skipped"].items()]
+        rows["avg"] = {**data["average"], "num_examples": sum(m.get("num_examples", 0) for m in rows.values())}
+    keys = [k for k in NUMBER_KEYS if any(k in m for m in rows.values())]
+    lines = [f"| {data['task']} ({data['split']}) | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {lang} | " + " | ".join(_cell(m.get(k)) for k in keys) + " |" for lang, m in rows.items()]
+    lines += [f"skipped {lang}: {reason}" for lang, reason in data.get("skipped", {}).items()]
+    if data.get("not_in_split"):
+        lines.append(f"not in the {data['split']} split: {', '.join(data['not_in_split'])}")
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value) if isinstance(value, int) else f"{value:.2f}"
 
 
 def write_predictions(output_dir: str | Path, task: str, filename: str, text: str) -> Path:

@@ -5,8 +5,9 @@ Follows XTREME's `third_party/evaluate_retrieval.py` / `utils_retrieve.py` (itse
 - sentences are encoded as `<s> ... </s>` and mean-pooled (special tokens included, padding masked out) over
   one hidden layer of `output_hidden_states` (0 = embeddings);
 - Tatoeba: cosine 1-NN with the *English* sentences as queries over the non-English ones (XTREME's direction);
-- BUCC: de-duplicated sentences, k=4 nearest neighbours both ways, ratio-margin scores, "max" retrieval made
-  one-to-one, and a threshold chosen on dev gold (to be applied to test).
+  predictions are written in submission order, the order of XTREME's alphabetically sorted English file;
+- BUCC: de-duplicated sentences, k=4 nearest neighbours both ways, ratio-margin scores (in float64, as XTREME
+  computes them), "max" retrieval made one-to-one, and a threshold chosen on dev gold (to be applied to test).
 
 Search never builds the full n x m similarity matrix: the torch backend scores `block_size` queries at a time
 (peak memory about block_size * m floats), the faiss backend uses an exact `IndexFlatIP`.
@@ -22,7 +23,8 @@ from typing import NoReturn
 import numpy as np
 import torch
 
-from utils.errors import MissingDataError, XtremeError
+from utils.errors import MissingDataError, XtremeError, undecodable
+from utils.metrics import accuracy
 
 # XTREME 2-letter code -> LASER / Tatoeba 3-letter code (XTREME `utils_preprocess.py::tatoeba_preprocess`).
 TATOEBA_LANG3 = {
@@ -207,12 +209,12 @@ def tatoeba_codes(lang: str) -> tuple[str, str]:
     raise XtremeError(f"{lang!r} is not an XTREME Tatoeba language: expected one of {' '.join(TATOEBA_LANG3)}")
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file without their line ends (a final newline does not add an empty line)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise XtremeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
+        raise XtremeError(undecodable(path)) from err
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -232,18 +234,26 @@ def _find_pair(data_dir: Path, names: tuple[str, str]) -> tuple[Path, Path] | No
     return None
 
 
+def read_indices(path: Path) -> list[int]:
+    """Tatoeba labels or predictions: one sentence index per line; XTREME's bracketed form "[367]" (what its
+    scripts write, `str` of a numpy array) is read as 367."""
+    indices = []
+    for number, line in enumerate(read_lines(path), 1):
+        value = line.strip().removeprefix("[").removesuffix("]").strip()
+        if not value.isdigit():
+            raise XtremeError(f"{path}:{number}: expected a sentence index (an integer >= 0), got {line!r}")
+        indices.append(int(value))
+    return indices
+
+
 def _read_labels(path: Path, n_en: int, n_src: int) -> list[int]:
-    """Tatoeba gold labels: one integer per line (XTREME's bracketed "[367]" prediction form is accepted)."""
+    """Tatoeba gold labels: for English line i, the index of its translation; each index once."""
     if not path.is_file():
         raise XtremeError(f"Tatoeba labels file {path} not found")
-    labels = []
-    for number, line in enumerate(_read_lines(path), 1):
-        value = line.strip().removeprefix("[").removesuffix("]").strip()
-        if not value.lstrip("-").isdigit():
-            raise XtremeError(f"{path}:{number}: expected an integer label, got {line!r}")
-        if not 0 <= int(value) < n_src:
-            raise XtremeError(f"{path}:{number}: label {value} out of range: expected 0..{n_src - 1}")
-        labels.append(int(value))
+    labels = read_indices(path)
+    for number, label in enumerate(labels, 1):
+        if label >= n_src:
+            raise XtremeError(f"{path}:{number}: label {label} out of range: expected 0..{n_src - 1}")
     if len(labels) != n_en:
         raise XtremeError(f"{path}: {len(labels)} labels, expected one per English sentence ({n_en})")
     repeated = [label for label, count in Counter(labels).items() if count > 1]
@@ -270,7 +280,7 @@ def read_tatoeba(data_dir: str | Path, lang: str, labels_file: str | Path | None
             f"no Tatoeba files for {code2} in {data_dir} or {data_dir / 'tatoeba'}: expected "
             f"tatoeba.{code3}-eng.{code3} + tatoeba.{code3}-eng.eng (LASER) or {code2}-en.{code2} + {code2}-en.en"
         )
-    sentences, en_sentences = _read_lines(paths[0]), _read_lines(paths[1])
+    sentences, en_sentences = read_lines(paths[0]), read_lines(paths[1])
     if not sentences:
         raise XtremeError(f"{paths[0]} is empty: expected one sentence per line")
     if len(sentences) != len(en_sentences):
@@ -283,27 +293,29 @@ def read_tatoeba(data_dir: str | Path, lang: str, labels_file: str | Path | None
     return TatoebaData(code2, sentences, en_sentences, gold, f"{paths[0]} + {paths[1]}")
 
 
-def _load_hub(dataset_name: str, config: str, split: str):
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(dataset_name, config, split=split)
-    except Exception as err:  # the Hub raises many types (offline, missing config, network); report one line
-        raise XtremeError(f"could not load {dataset_name} config {config!r} split {split!r}: {err}") from err
-
-
 def load_tatoeba_hub(lang: str, dataset_name: str = HUB_DATASET) -> TatoebaData:
     """Tatoeba from the Hub config `tatoeba.{xxx}` (validation split: foreign `source_sentence`, English
     `target_sentence`, line-aligned, so gold = identity)."""
+    from utils.data import load_hub_dataset
+    from utils.tasks import HubSource
+
     code2, code3 = tatoeba_codes(lang)
     config = f"tatoeba.{code3}"
-    rows = _load_hub(dataset_name, config, "validation")
+    rows, _ = load_hub_dataset(HubSource(dataset_name, config, "validation"), code2, {},
+                               f"--data_dir DIR holding tatoeba.{code3}-eng.{code3} and tatoeba.{code3}-eng.eng")
     missing = {"source_sentence", "target_sentence"} - set(rows.column_names)
     if missing:
         raise XtremeError(f"{dataset_name} {config}: missing column(s) {', '.join(sorted(missing))}")
     sentences = [s.rstrip("\r\n") for s in rows["source_sentence"]]
     en_sentences = [s.rstrip("\r\n") for s in rows["target_sentence"]]
     return TatoebaData(code2, sentences, en_sentences, list(range(len(sentences))), f"{dataset_name} {config}")
+
+
+def submission_order(en_sentences: list[str]) -> list[int]:
+    """The English line indices in the order of XTREME's hidden test file: `tatoeba_preprocess` strips each
+    English line and sorts them alphabetically (a stable sort: identical lines keep their order). Its labels give,
+    for sorted line i, the index of the translation, so a submission's line i answers English line order[i]."""
+    return sorted(range(len(en_sentences)), key=lambda i: en_sentences[i].strip())
 
 
 def tatoeba_predict(
@@ -331,14 +343,13 @@ def tatoeba_accuracy(
     gold_arr = np.arange(len(en_emb)) if gold is None else np.asarray(gold, dtype=np.int64)
     en2xx = tatoeba_predict(src_emb, en_emb, block_size, backend)
     xx2en = knn(src_emb, en_emb, 1, block_size, backend)[1][:, 0]
+    en2xx_accuracy = accuracy(en2xx, gold_arr) if len(gold_arr) else 0.0
     # foreign line j is correct iff its nearest English line is the one whose gold is j
-    xx2en_correct = gold_arr[xx2en] == np.arange(len(src_emb))
-    accuracy = 100.0 * float(np.mean(en2xx == gold_arr)) if len(gold_arr) else 0.0
-    accuracy_xx2en = 100.0 * float(np.mean(xx2en_correct)) if len(gold_arr) else 0.0
+    xx2en_accuracy = accuracy(gold_arr[xx2en], np.arange(len(src_emb))) if len(gold_arr) else 0.0
     return {
-        "accuracy": accuracy,
-        "accuracy_xx2en": accuracy_xx2en,
-        "accuracy_mean": (accuracy + accuracy_xx2en) / 2,
+        "accuracy": en2xx_accuracy,
+        "accuracy_xx2en": xx2en_accuracy,
+        "accuracy_mean": (en2xx_accuracy + xx2en_accuracy) / 2,
         "predictions": en2xx.tolist(),
     }
 
@@ -361,7 +372,7 @@ class BuccData:
 
 def _read_id_sentences(path: Path) -> tuple[list[str], list[str]]:
     ids, sentences, seen = [], [], set()
-    for number, line in enumerate(_read_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         sent_id, tab, sentence = line.partition("\t")
         if not tab or not sent_id:
             raise XtremeError(f"{path}:{number}: expected 'id<TAB>sentence', got {line[:60]!r}")
@@ -375,7 +386,7 @@ def _read_id_sentences(path: Path) -> tuple[list[str], list[str]]:
 
 def _read_bucc_gold(path: Path, src_ids: set[str], en_ids: set[str]) -> set[tuple[str, str]]:
     gold = set()
-    for number, line in enumerate(_read_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         fields = line.split("\t")
         if len(fields) != 2 or not all(fields):
             raise XtremeError(f"{path}:{number}: expected 'src_id<TAB>en_id', got {line[:60]!r}")
@@ -435,8 +446,9 @@ def mine_bitext(
     """LASER/XTREME bitext mining; returns one-to-one (src_index, tgt_index, margin score), best first.
 
     Identical sentences are searched once (indices point at their first occurrence). With the k nearest
-    neighbours in both directions, score(x, y) = cos(x, y) / ((mean_knn(x) + mean_knn(y)) / 2) (ratio margin).
-    Each sentence proposes its best-scoring neighbour (both directions: "max" retrieval); the union is made
+    neighbours in both directions, score(x, y) = cos(x, y) / ((mean_knn(x) + mean_knn(y)) / 2) (ratio margin),
+    with float32 cosines and their means (float32 sum) divided in float64, as XTREME's `score_candidates` computes
+    it under NumPy 1.x (a float32 scalar divided by a Python int is float64 there). Each sentence proposes its best-scoring neighbour (both directions: "max" retrieval); the union is made
     one-to-one greedily in descending score order. No threshold is applied here.
     """
     if len(src_sents) != len(src_emb) or len(tgt_sents) != len(tgt_emb):
@@ -451,7 +463,7 @@ def mine_bitext(
 
     def best(sim: np.ndarray, ind: np.ndarray, own_mean: np.ndarray, other_mean: np.ndarray):
         """Each query's best neighbour by margin (its k-NN cosines are `sim`) and that margin."""
-        margin = sim / ((own_mean[:, None] + other_mean[ind]) / 2)
+        margin = sim.astype(np.float64) / ((own_mean[:, None] + other_mean[ind]).astype(np.float64) / 2)
         rows, column = np.arange(len(sim)), margin.argmax(axis=1)
         return ind[rows, column], margin[rows, column]
 
@@ -489,11 +501,17 @@ def bucc_candidates(
 
 
 def _prf(n_correct: int, n_predicted: int, n_gold: int) -> tuple[float, float, float]:
-    """(precision, recall, F1) x100; all 0 when nothing is correct (XTREME `bucc_f1`)."""
+    """(precision, recall, F1) as fractions; all 0 when nothing is correct (XTREME's `bucc_f1`, `bucc_optimize`)."""
     if n_correct == 0:
         return 0.0, 0.0, 0.0
     precision, recall = n_correct / n_predicted, n_correct / n_gold
-    return 100 * precision, 100 * recall, 100 * 2 * precision * recall / (precision + recall)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def bucc_scores(predicted: set, gold: set) -> dict:
+    """Precision, recall and F1 (x100) of predicted (src_id, en_id) pairs against the gold pairs (`bucc_f1`)."""
+    precision, recall, f1 = _prf(len(predicted & gold), len(predicted), len(gold))
+    return {"f1": f1 * 100, "precision": precision * 100, "recall": recall * 100}
 
 
 def bucc_optimize_threshold(
@@ -515,7 +533,7 @@ def bucc_optimize_threshold(
         if prf[2] > best[2]:
             best = prf
             threshold = (score + ranked[n][2]) / 2 if n < len(ranked) else score
-    return (threshold, *best)
+    return (threshold, *(value * 100 for value in best))
 
 
 def bucc_extract(candidates: list[tuple[str, str, float]], threshold: float) -> list[tuple[str, str]]:
@@ -525,9 +543,7 @@ def bucc_extract(candidates: list[tuple[str, str, float]], threshold: float) -> 
 
 def bucc_evaluate(candidates: list[tuple[str, str, float]], gold: set[tuple[str, str]], threshold: float) -> dict:
     """Precision, recall and F1 (x100) of the candidates scoring >= threshold against the gold pairs."""
-    predicted = set(bucc_extract(candidates, threshold))
-    precision, recall, f1 = _prf(len(predicted & gold), len(predicted), len(gold))
-    return {"precision": precision, "recall": recall, "f1": f1, "threshold": threshold}
+    return {**bucc_scores(set(bucc_extract(candidates, threshold)), gold), "threshold": threshold}
 
 
 # ---------------------------------------------------------------------------------------- one language, end to end
@@ -537,8 +553,9 @@ def evaluate_tatoeba(embed, data_dir: str | None, lang: str, block_size: int = D
                      backend: str = "torch", labels_file: str | None = None) -> tuple[dict | None, str, int]:
     """Tatoeba accuracy of one language (`embed(sentences) -> array`); data from `data_dir` or the Hub.
 
-    Returns the metrics (None without gold), the predictions file text (for English line i, the index of the
-    retrieved sentence, one per line, as XTREME's submission format) and the number of English queries.
+    Returns the metrics (None without gold), the predictions file text in submission order (line i: the index
+    of the sentence retrieved for line i of XTREME's sorted English file, whatever the input layout; see
+    `submission_order`) and the number of English queries.
     """
     data = read_tatoeba(data_dir, lang, labels_file) if data_dir else load_tatoeba_hub(lang)
     src, en = embed(data.sentences), embed(data.en_sentences)
@@ -548,7 +565,8 @@ def evaluate_tatoeba(embed, data_dir: str | None, lang: str, block_size: int = D
         metrics = tatoeba_accuracy(src, en, data.gold, block_size, backend)
         predictions = metrics.pop("predictions")
         metrics["score"] = metrics["accuracy"]
-    return metrics, "".join(f"{int(i)}\n" for i in predictions), len(data.en_sentences)
+    lines = [f"{int(predictions[i])}\n" for i in submission_order(data.en_sentences)]
+    return metrics, "".join(lines), len(data.en_sentences)
 
 
 def evaluate_bucc(embed, data_dir: str | None, lang: str, split: str, block_size: int = DEFAULT_BLOCK_SIZE,

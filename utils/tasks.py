@@ -1,8 +1,9 @@
 """The task registry: every XTREME target task and every intermediate task, described once.
 
-A `Task` says what kind of problem it is, its labels, the exact XTREME language list, its metric, and where its
-data lives: on the Hub (`HubSource`) and in XTREME's downloaded layout under `--data_dir`. A user's own task is a
-`Task` too, read from a small YAML/JSON spec (`--task_spec`).
+A `Task` says what kind of problem it is, its labels, the exact XTREME language list (and a split's own, where it
+has fewer), its XTREME category, its metric, and where its data lives: on the Hub (`HubSource`) and in XTREME's
+downloaded layout under `--data_dir`. A user's own task is a `Task` too, read from a small YAML/JSON spec
+(`--task_spec`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ CLASSIFICATION, TAGGING, QA, MULTIPLE_CHOICE, RETRIEVAL = (
     "classification", "tagging", "qa", "multiple_choice", "retrieval")
 KINDS = (CLASSIFICATION, TAGGING, QA, MULTIPLE_CHOICE, RETRIEVAL)
 SPLITS = ("train", "dev", "test")
+# XTREME's task categories (evaluate.py's GROUP2TASK), in its order; each XTREME task names its own.
+CATEGORIES = ("classification", "structured prediction", "question answering", "retrieval")
 
 # Exact language lists of XTREME's evaluate.py.
 PANX_LANGS = ("ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw yo "
@@ -24,6 +27,8 @@ PANX_LANGS = ("ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr
 UDPOS_LANGS = ("af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl tr ur vi yo "
                "zh").split()
 TATOEBA_LANGS = [lang for lang in PANX_LANGS if lang not in ("en", "ms", "my", "yo")]
+# UD v2.5 has no dev treebank for these (test only): XTREME's and the Hub's udpos dev split has the other 29.
+UDPOS_DEV_LANGS = [lang for lang in UDPOS_LANGS if lang not in ("kk", "th", "tl", "yo")]
 
 # English language names: google/xtreme's udpos configs ("udpos.German"), TyDiQA id prefixes ("german-...").
 LANG_NAMES = {"bn": "Bengali", "sw": "Swahili",
@@ -72,16 +77,27 @@ class Task:
     int_labels: tuple | None = None  # names of integer labels in Hub-schema files, when not `labels`' order
     schema: str | None = None  # record format of its files and Hub rows when not the kind's own (data.SCHEMAS)
     version_2_with_negative: bool = False  # QA: questions may have no answer (SQuAD 2.0)
+    category: str | None = None  # XTREME's category (one of CATEGORIES); None: not one of XTREME's nine tasks
+    split_languages: dict = field(default_factory=dict)  # split -> its languages, where fewer than `languages`
     description: str = ""
 
     def hub_sources(self, split: str) -> tuple:
         return self.hub.get(split, ())
 
-    def check_languages(self, languages: list[str]) -> None:
+    def languages_in(self, split: str) -> tuple:
+        """The languages the split has (udpos dev lacks four of the test languages)."""
+        return tuple(self.split_languages.get(split, self.languages))
+
+    def check_languages(self, languages: list[str], split: str | None = None) -> None:
         unknown = [lang for lang in languages if lang not in self.languages]
         if unknown:
             raise XtremeError(f"task {self.name}: unknown language(s) {', '.join(unknown)}; "
                               f"expected some of: {', '.join(self.languages)}")
+        available = self.languages_in(split) if split else self.languages
+        absent = [lang for lang in languages if lang not in available]
+        if absent:
+            raise XtremeError(f"task {self.name}: the {split} split has no {', '.join(absent)}; its languages are "
+                              f"{', '.join(available)}")
 
 
 def _xnli_sources(split: str) -> tuple:
@@ -108,40 +124,43 @@ def register(task: Task) -> Task:
 
 # --- XTREME target tasks -------------------------------------------------------------------------------------
 register(Task(
-    "xnli", CLASSIFICATION, "accuracy",
-    languages=tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()), labels=NLI_LABELS,
-    int_labels=HUB_NLI_LABELS,
-    local={s: f"xnli/{s}-{{lang}}.tsv" for s in SPLITS},
-    hub={"train": _xnli_sources("train"), "dev": _xnli_sources("validation"), "test": _xnli_sources("test")},
-    description="XNLI: English training data is MNLI (XTREME's xnli/train-en.tsv)."))
-register(Task(
     "pawsx", CLASSIFICATION, "accuracy", languages=tuple("de en es fr ja ko zh".split()), labels=("0", "1"),
+    category="classification",
     local={s: f"pawsx/{s}-{{lang}}.tsv" for s in SPLITS},
     hub={s: (HubSource("google-research-datasets/paws-x", "{lang}", hs),)
          for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
     description="PAWS-X paraphrase identification."))
 register(Task(
-    "panx", TAGGING, "f1", languages=tuple(PANX_LANGS), labels=PANX_LABELS,
-    local={s: f"panx/{s}-{{lang}}.tsv" for s in SPLITS},
-    hub={s: (HubSource("google/xtreme", "PAN-X.{lang}", hs, {"tokens": "tokens", "tags": "ner_tags"}),)
-         for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
-    description="PAN-X (WikiANN) named entities, IOB2, seqeval span F1."))
+    "xnli", CLASSIFICATION, "accuracy",
+    languages=tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()), labels=NLI_LABELS,
+    int_labels=HUB_NLI_LABELS, category="classification",
+    local={s: f"xnli/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={"train": _xnli_sources("train"), "dev": _xnli_sources("validation"), "test": _xnli_sources("test")},
+    description="XNLI: English training data is MNLI (XTREME's xnli/train-en.tsv)."))
 register(Task(
-    "udpos", TAGGING, "f1", languages=tuple(UDPOS_LANGS), labels=UPOS_LABELS,
+    "udpos", TAGGING, "f1", languages=tuple(UDPOS_LANGS), labels=UPOS_LABELS, category="structured prediction",
+    split_languages={"dev": tuple(UDPOS_DEV_LANGS)},
     local={s: f"udpos/{s}-{{lang}}.tsv" for s in SPLITS},
     hub={s: (HubSource("google/xtreme", "udpos.{lang_name}", hs, {"tokens": "tokens", "tags": "pos_tags"}),)
          for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
     description="UD-POS (UD v2.5) universal POS tags; XTREME scores it with seqeval F1, token accuracy beside it."))
+register(Task(
+    "panx", TAGGING, "f1", languages=tuple(PANX_LANGS), labels=PANX_LABELS, category="structured prediction",
+    local={s: f"panx/{s}-{{lang}}.tsv" for s in SPLITS},
+    hub={s: (HubSource("google/xtreme", "PAN-X.{lang}", hs, {"tokens": "tokens", "tags": "ner_tags"}),)
+         for s, hs in (("train", "train"), ("dev", "validation"), ("test", "test"))},
+    description="PAN-X (WikiANN) named entities, IOB2, seqeval span F1."))
 _SQUAD = {"train": (HubSource("rajpurkar/squad", None, "train"),),
           "dev": (HubSource("rajpurkar/squad", None, "validation"),)}
 _SQUAD_LOCAL = {"train": "squad/train-v1.1.json", "dev": "squad/dev-v1.1.json"}
 register(Task(
-    "xquad", QA, "squad", languages=tuple("en es de el ru tr ar vi th zh hi".split()),
+    "xquad", QA, "squad", languages=tuple("en es de el ru tr ar vi th zh hi".split()), category="question answering",
+    split_languages={"dev": ("en",)},
     local={**_SQUAD_LOCAL, "test": "xquad/xquad.{lang}.json"},
     hub={**_SQUAD, "test": (HubSource("google/xtreme", "XQuAD.{lang}", "validation"),)},
     description="XQuAD: trained on SQuAD v1.1 (dev = SQuAD dev); the whole XQuAD set is the test set."))
 register(Task(
-    "mlqa", QA, "mlqa", languages=tuple("en es de ar hi vi zh".split()),
+    "mlqa", QA, "mlqa", languages=tuple("en es de ar hi vi zh".split()), category="question answering",
     local={"train": "squad/train-v1.1.json",
            **{s: f"mlqa/MLQA_V1/{s}/{s}-context-{{lang}}-question-{{lang}}.json" for s in ("dev", "test")}},
     hub={"train": _SQUAD["train"], "dev": (HubSource("google/xtreme", "MLQA.{lang}.{lang}", "validation"),),
@@ -149,14 +168,14 @@ register(Task(
     description="MLQA (context language = question language): trained on SQuAD v1.1, MLQA's own metric."))
 _TYDIQA_DEV = (HubSource("google/xtreme", "tydiqa", "validation", id_prefix="{lang_name}-"),)
 register(Task(
-    "tydiqa", QA, "squad", languages=tuple("en ar bn fi id ko ru sw te".split()),
+    "tydiqa", QA, "squad", languages=tuple("en ar bn fi id ko ru sw te".split()), category="question answering",
     local={"train": "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",
            **{s: "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json" for s in ("dev", "test")}},
     hub={"train": (HubSource("google/xtreme", "tydiqa", "train", id_prefix="{lang_name}-"),),
          "dev": _TYDIQA_DEV, "test": _TYDIQA_DEV},
     description="TyDiQA-GoldP: trained on its English GoldP train set; evaluated on the GoldP dev sets."))
-register(Task("bucc2018", RETRIEVAL, "f1", languages=("de", "fr", "ru", "zh")))
-register(Task("tatoeba", RETRIEVAL, "accuracy", languages=tuple(TATOEBA_LANGS)))
+register(Task("bucc2018", RETRIEVAL, "f1", languages=("de", "fr", "ru", "zh"), category="retrieval"))
+register(Task("tatoeba", RETRIEVAL, "accuracy", languages=tuple(TATOEBA_LANGS), category="retrieval"))
 
 # --- English intermediate tasks --------------------------------------------------------------------------------
 register(Task(
