@@ -89,6 +89,8 @@ def recorded(tmp_path, out_dir: str) -> bool:
     ({"intermediate": [{"name": "control", "tasks": ["mnli", "mlm"]}]}, "task mlm needs text: give 'mlm_files'"),
     ({"tasks": {"xqaud": {"target": {"num_train_epochs": 2}}}}, "tasks.xqaud: no target or intermediate task"),
     ({"targets": [{"name": "cities", "task_spec": "no/such/spec.yaml"}]}, "task spec no/such/spec.yaml: file not"),
+    ({"targets": [{"name": "udpos", "languages": ["de", "kk"], "eval_args": {"split": "dev"}}]},
+     "target udpos: task udpos: the dev split has no kk"),
     ({"num_processes": 0}, "num_processes: expected a positive integer"),
     ({"slurm": {"partition": "gpu", "time_min": "1 day"}}, r"slurm.time_min: '1 day' has the wrong type"),
     ({"slurm": {"cluster": "pbs"}}, "slurm.cluster: 'pbs'"),
@@ -99,6 +101,14 @@ def test_plan_errors_surface_before_anything_runs(tmp_path, change, message):
         with pytest.raises(XtremeError, match=message):
             main([str(path), *args])
     assert not (tmp_path / "grid").exists() and not events(tmp_path)
+
+
+def test_an_evaluation_of_all_languages_expects_the_languages_of_its_split(tmp_path):
+    from utils.grid import build_steps, load_plan
+
+    path = write_plan(tmp_path, intermediate=["none"], targets=["udpos"], args={"eval": {"split": "dev"}})
+    evaluation = build_steps(load_plan(str(path)))[-1]
+    assert evaluation.split == "dev" and "kk" not in evaluation.languages and "de" in evaluation.languages
 
 
 def test_a_missing_file_stops_a_run_before_it_starts_and_is_listed_by_the_dry_run(tmp_path, capsys):

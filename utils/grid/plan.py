@@ -78,7 +78,7 @@ class Target:
     train_with: str | None = None  # reuse another target's phase-2 model (XQuAD and MLQA share SQuAD training)
     args: dict = field(default_factory=dict)  # phase 2
     eval_args: dict = field(default_factory=dict)  # phase 3
-    registered: Task | None = None  # the registry's (or the spec's) description of the task
+    registered: Task | None = None  # the registry's (or the spec's) description of the task (set by load_plan)
 
     @property
     def retrieval(self) -> bool:

@@ -176,10 +176,15 @@ def _prefix(plan: Plan, phase: int) -> list[str]:
     return list(plan.python)
 
 
-def _task_languages(target: Target) -> list[str] | None:
-    if target.languages != "all":
-        return list(target.languages)
-    return list(target.registered.languages) if target.registered is not None else None
+def _eval_languages(target: Target, split: str) -> list[str]:
+    """The languages phase 3 must evaluate: the target's, each checked against the split (`all`: the split's)."""
+    if target.languages == "all":
+        return list(target.registered.languages_in(split))
+    try:
+        target.registered.check_languages(target.languages, split)
+    except XtremeError as err:
+        raise XtremeError(f"target {target.name}: {err}") from None
+    return list(target.languages)
 
 
 @dataclass
@@ -240,10 +245,11 @@ def _phase2(s: _Setting, target: Target, encoder: str, deps: list) -> Step:
 def _phase3(s: _Setting, target: Target, model: str, deps: list) -> Step:
     d = s.base / target.name / "phase3"
     args = _merge(s.plan, s.backbone, 3, [target.task], target.eval_args)
+    split = str(args.get("split", "test"))
     languages = "all" if target.languages == "all" else ",".join(target.languages)
     return s.step(3, f"{s.intermediate.name}->{target.name}", target, d, d, model, deps,
                   [*_task_flags(target), "--languages", languages, "--output_dir", str(d), "--resume"], args,
-                  task=target.task, languages=_task_languages(target), split=str(args.get("split", "test")),
+                  task=target.task, languages=_eval_languages(target, split), split=split,
                   file_refs={"task_spec": target.task_spec})
 
 
