@@ -59,3 +59,9 @@ def glue_squad_layout(root: Path) -> Path:
     shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/train-v1.1.json")
     shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/dev-v1.1.json")
     return root
+
+
+def grid_ends(text: str) -> dict:
+    """Step label -> how it ended, from the grid driver's progress lines (`[n/N ...] label ... outcome`)."""
+    return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
+            for line in text.splitlines() if line.startswith("[") and " ... " in line}

@@ -250,15 +250,15 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     from .kinds import get_kind, pad_multiple
     from transformers import DataCollatorWithPadding
 
-    from .mlm import load_mlm_model, mask_tokens, mlm_features, read_text
+    from .mlm import MLM_TASK, load_mlm_model, mask_tokens, mlm_features, read_text
     from .modeling import gathered_state_dict, load_model, load_tokenizer, write_phase1_output
     from .tasks import get_task
     from .training import XtremeTrainer, fit
 
     if len(set(names)) != len(names):
         raise XtremeError(f"--tasks names a task twice: {','.join(names)}")
-    registered = {name: get_task(name)[0] for name in names if name != "mlm"}  # unknown names fail before loading
-    if "mlm" in names and not data_args.mlm_files:
+    registered = {name: get_task(name)[0] for name in names if name != MLM_TASK}  # unknown names fail before loading
+    if MLM_TASK in names and not data_args.mlm_files:
         raise XtremeError("task mlm needs text: pass --mlm_files a.txt,b.txt (one sentence or paragraph per line)")
     if model_args.use_lora:
         raise XtremeError("--use_lora is not supported with --tasks yet: train the tasks one at a time with LoRA")
@@ -268,7 +268,7 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     tokenizer = load_tokenizer(model_args)
     tasks, features, heads, collators, devs = {}, {}, {}, {}, {}
     for name in names:
-        if name == "mlm":
+        if name == MLM_TASK:
             text = read_text(data_args.mlm_files, data_args.max_train_samples)
             with training_args.main_process_first(desc="tokenisation"):
                 features[name] = text.map(mlm_features, batched=True, remove_columns=["text"], desc="Tokenising text",
