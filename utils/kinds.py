@@ -1,12 +1,14 @@
 """One adapter per task kind: features, collator, and the evaluation of one dataset (a language, or English dev).
 
-The scripts are written once against this interface; a new kind (multiple choice, ...) is one more adapter.
+The scripts are written once against `KindAdapter`; a new kind is one more class that fits it (no base class).
 `evaluate` returns the metrics (None for unlabelled data) and the predictions in XTREME's submission format.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Protocol
 
 from .cache import cached_map
 from .errors import XtremeError
@@ -14,7 +16,7 @@ from .metrics import classification_metrics, tagging_metrics
 from .preprocess import classification_features, multiple_choice_features, reassemble_tagging, tagging_features
 from .qa import postprocess_qa_predictions, prepare_eval_features, prepare_train_features
 from .qa_metrics import mlqa_scores, squad_scores, squad_v2_scores
-from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
+from .tasks import CLASSIFICATION, MLQA, MULTIPLE_CHOICE, QA, TAGGING
 from .training import predict_in_order
 
 
@@ -33,7 +35,37 @@ def _map(dataset, function, args, desc: str, **kwargs):
                       num_proc=args.preprocessing_num_workers, overwrite_cache=args.overwrite_cache, **kwargs)
 
 
+class KindAdapter(Protocol):
+    """What the scripts need of a task kind: its features, collator and the evaluation of one dataset."""
+
+    default_max_seq_length: int
+    preprocess_logits: Callable | None  # applied to the logits on the way out of the model (None: kept as they are)
+    prediction_suffix: str  # of its predictions files in XTREME's submission layout
+
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False): ...
+
+    def collator(self, tokenizer, training_args): ...
+
+    def evaluate(self, trainer, examples, features, task, lang: str, labels, args) -> tuple[dict | None, str]:
+        """(metrics, None for unlabelled data; the predictions file text)."""
+
+
+def padding_collator(tokenizer, training_args):
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+
+
+def evaluate_labels(trainer, examples, features, labels) -> tuple[dict | None, str]:
+    """One predicted label per example, written one name per line (classification, multiple choice)."""
+    predictions = predict_in_order(trainer, features)
+    metrics = classification_metrics(predictions, examples["label"]) if "label" in examples.column_names else None
+    return metrics, "".join(f"{labels[p]}\n" for p in predictions)
+
+
 class Classification:
+    """Sentence(-pair) classification (XNLI, PAWS-X, MNLI, QQP, ...)."""
+
     default_max_seq_length = 128
     preprocess_logits = staticmethod(argmax_logits)
     prediction_suffix = ".tsv"
@@ -43,18 +75,19 @@ class Classification:
                     fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
 
     def collator(self, tokenizer, training_args):
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+        return padding_collator(tokenizer, training_args)
 
     def evaluate(self, trainer, examples, features, task, lang, labels, args):
-        predictions = predict_in_order(trainer, features)
-        metrics = (classification_metrics(predictions, examples["label"]) if "label" in examples.column_names
-                   else None)
-        return metrics, "".join(f"{labels[p]}\n" for p in predictions)
+        return evaluate_labels(trainer, examples, features, labels)
 
 
-class Tagging(Classification):
+class Tagging:
+    """One tag per word, on its first sub-token (PAN-X, UD-POS, CCG); predictions one tag per line."""
+
+    default_max_seq_length = 128
+    preprocess_logits = staticmethod(argmax_logits)
+    prediction_suffix = ".tsv"
+
     def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
         return _map(dataset, tagging_features, args, desc, with_indices=True,
                     fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
@@ -92,9 +125,7 @@ class QuestionAnswering:
                             desc="Measuring windows")
 
     def collator(self, tokenizer, training_args):
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+        return padding_collator(tokenizer, training_args)
 
     def evaluate(self, trainer, examples, features, task, lang, labels, args):
         start_logits, end_logits = predict_in_order(trainer, features)
@@ -112,7 +143,7 @@ class QuestionAnswering:
             metrics = squad_v2_scores(spans, references, na_probs=null_diffs, null_threshold=threshold)
             metrics["score"] = (metrics["exact"] + metrics["f1"]) / 2
         elif any(references.values()):
-            metrics = (mlqa_scores(predictions, references, lang) if task.metric == "mlqa"
+            metrics = (mlqa_scores(predictions, references, lang) if task.metric == MLQA
                        else squad_scores(predictions, references))
             metrics["score"] = (metrics["exact_match"] + metrics["f1"]) / 2
         return metrics, json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
@@ -142,11 +173,15 @@ class MultipleChoiceCollator:
         return batch
 
 
-class MultipleChoice(Classification):
-    """One score per (context, choice) pair, softmax over the choices (HellaSwag, CommonsenseQA, Cosmos QA).
+class MultipleChoice:
+    """One score per (context, choice) pair, softmax over the choices (HellaSwag, CommonsenseQA, Cosmos QA, XCOPA).
 
     Labels are the task's choice names ("0".."3", "A".."E"), predictions are written one name per line.
     """
+
+    default_max_seq_length = 128
+    preprocess_logits = staticmethod(argmax_logits)
+    prediction_suffix = ".tsv"
 
     def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
         return _map(dataset, multiple_choice_features, args, desc,
@@ -155,12 +190,15 @@ class MultipleChoice(Classification):
     def collator(self, tokenizer, training_args):
         return MultipleChoiceCollator(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
 
+    def evaluate(self, trainer, examples, features, task, lang, labels, args):
+        return evaluate_labels(trainer, examples, features, labels)
 
-KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering(),
-         MULTIPLE_CHOICE: MultipleChoice()}
+
+KINDS: dict[str, KindAdapter] = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering(),
+                                  MULTIPLE_CHOICE: MultipleChoice()}
 
 
-def get_kind(task, args=None):
+def get_kind(task, args=None) -> KindAdapter:
     """The task's adapter; fills `args.max_seq_length` with the kind's default when it is unset."""
     if task.kind not in KINDS:
         raise XtremeError(f"task {task.name}: {task.kind} tasks are not supported by this script")

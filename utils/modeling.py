@@ -89,7 +89,7 @@ def head_parameter_names(model) -> list[str]:
 
 
 def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_head: bool = True,
-               num_labels: int | None = None, pad_token_id: int | None = None):
+               pad_token_id: int | None = None):
     """`AutoModelFor<kind>` from a model dir or Hub id: encoder transferred, head fresh unless `fresh_head=False`.
 
     With `fresh_head=False` (evaluation, `--keep_head`) the head must be in the checkpoint with matching shapes.
@@ -102,8 +102,6 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
     if labels is not None:
         config_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                          "label2id": {label: i for i, label in enumerate(labels)}}
-    elif num_labels is not None:
-        config_kwargs = {"num_labels": num_labels}
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **config_kwargs, **hub_kwargs(model_args))
         if config.pad_token_id is None:

@@ -188,8 +188,7 @@ class TaskPredictor:
             trainer.label_names, trainer.preprocess_logits_for_metrics, trainer.task_losses, trainer.task_steps = saved
 
 
-def epoch_batches(sizes: dict[str, int], probabilities: dict[str, float], batch_size: int,
-                  strategy: str, cap: int | None) -> int:
+def epoch_batches(sizes: dict[str, int], batch_size: int, strategy: str, cap: int | None) -> int:
     """Batches per epoch: every (capped) example once in expectation."""
     counted = {t: min(n, cap) if strategy == "capped" and cap else n for t, n in sizes.items()}
     return max(1, math.ceil(sum(counted.values()) / batch_size))
@@ -296,8 +295,8 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
     batch_size, world = training_args.per_device_train_batch_size, training_args.world_size
     sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
-                                    epoch_batches(sizes, probabilities, batch_size * world, data_args.sampling,
-                                                  data_args.task_cap), training_args.seed, num_replicas=world)
+                                    epoch_batches(sizes, batch_size * world, data_args.sampling, data_args.task_cap),
+                                    training_args.seed, num_replicas=world)
     training_args.ddp_find_unused_parameters = True  # a batch uses one head only
     eval_args = dataclasses.replace(training_args, deepspeed=None, eval_strategy="no", save_strategy="no",
                                     load_best_model_at_end=False)

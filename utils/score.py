@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import XtremeError, load_json, run_main
 from .tasks import CATEGORIES as CATEGORY_NAMES
-from .tasks import CLASSIFICATION, QA, TAGGING, TASKS
+from .tasks import CLASSIFICATION, MINING, MLQA, NEAREST, QA, TAGGING, TASKS
 
 XTREME_TASKS = tuple(name for category in CATEGORY_NAMES for name, t in TASKS.items() if t.category == category)
 CATEGORIES = {category: tuple(name for name in XTREME_TASKS if TASKS[name].category == category)
@@ -92,7 +92,7 @@ def xtreme_scores(task_scores: dict) -> dict:
 
 def _lines(path: Path) -> list[str]:
     """`evaluate.py`'s `read_label`: every line, stripped."""
-    from .retrieval import read_lines
+    from .bitext import read_lines
 
     return [line.strip() for line in read_lines(path)]
 
@@ -131,21 +131,22 @@ def score_file(task: str, lang: str, prediction_path: Path, label_path: Path) ->
     """One language's metrics from a predictions file and a labels file in XTREME's formats."""
     from .metrics import classification_metrics, tagging_metrics
     from .qa_metrics import mlqa_scores, squad_scores
-    from .retrieval import bucc_scores, read_indices
+    from .bitext import read_indices
+    from .retrieval import bucc_scores
 
-    kind = TASKS[task].kind
+    kind, search = TASKS[task].kind, TASKS[task].search
     if kind == QA:
         predictions, references = load_json(prediction_path), _squad_references(label_path)
         if not isinstance(predictions, dict) or not all(isinstance(v, str) for v in predictions.values()):
             raise XtremeError(f"{prediction_path}: expected a JSON object of question id -> answer text")
-        if TASKS[task].metric == "mlqa":
+        if TASKS[task].metric == MLQA:
             return mlqa_scores(predictions, references, lang)
         return squad_scores(predictions, references)
-    if task == "bucc2018":
+    if search == MINING:
         pairs = [set(tuple(line.split("\t")) for line in _lines(path) if line)
                  for path in (prediction_path, label_path)]
         return bucc_scores(*pairs)
-    if task == "tatoeba":
+    if search == NEAREST:
         predictions, labels = read_indices(prediction_path), read_indices(label_path)
         _same_length(predictions, labels, prediction_path, label_path, "lines")
         return {"accuracy": classification_metrics(predictions, labels)["accuracy"]}

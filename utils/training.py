@@ -20,7 +20,7 @@ import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from .errors import XtremeError
+from .errors import BEFORE_DISTRIBUTED_END, XtremeError
 from .results import RUN_INFO, atomic_write_json, environment_info, read_json
 
 logger = logging.getLogger(__name__)
@@ -240,6 +240,9 @@ def release_deepspeed_engines() -> None:
     for trainer in list(_TRAINERS):
         if getattr(trainer, "deepspeed", None) is not None and hasattr(trainer.deepspeed, "destroy"):
             trainer.deepspeed.destroy()
+
+
+BEFORE_DISTRIBUTED_END.append(release_deepspeed_engines)
 
 
 class XtremeTrainer(Trainer):
