@@ -294,7 +294,10 @@ def prepare_run(phase: str, task: str, model_args, data_args, training_args) -> 
     which starts over: nothing of the dir's previous run is resumed, and its checkpoints and results are deleted
     when the new run starts training.
     """
+    from .modeling import check_model_dir
+
     check_training_args(training_args)
+    check_model_dir(model_args.model_name_or_path)
     output_dir = Path(training_args.output_dir)
     check_output_location(output_dir)
     run = {"phase": phase, "task": task, "arguments": run_arguments(model_args, data_args, training_args)}
