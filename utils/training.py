@@ -89,8 +89,6 @@ class XtremeTrainingArguments(TrainingArguments):
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is kept too)."})
     # Speed: batches of similar length, dynamic padding.
     train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "Training batch order."})
-    # With 2+ ranks the 5.x default doubled the reported loss of XLM-R heads.
-    average_tokens_across_devices: bool = field(default=False, metadata={"help": "Average tokens across ranks."})
 
     def __post_init__(self):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
@@ -389,10 +387,11 @@ class XtremeTrainer(Trainer):
 
     The loss of an optimizer step is the mean over its whole global batch (every micro-batch of every rank) of what
     the model averages over: examples, labelled tokens (tagging, MLM) or QA windows. Trainer's own scaling assumes
-    that a model taking `**kwargs` normalises by `num_items_in_batch`; the encoders' heads (and `ChoiceModel`) take
-    them but return a per-batch mean, so accumulated losses and gradients came out `gradient_accumulation_steps`
-    times too large. Here the model returns its per-batch mean, and `compute_loss` weights it by its share of the
-    step's items: 1 x 32, 8 x 4 accumulated and 2 processes x 16 give the same losses, gradients and weights.
+    that a model taking `**kwargs` normalises by `num_items_in_batch` (and then skips the division by the
+    accumulation steps); the encoders' heads and `ChoiceModel` take `**kwargs` but return a per-batch mean. So the
+    model is never given `num_items_in_batch`, and `compute_loss` weights its per-batch mean by the micro-batch's
+    share of the step's items: 1 x 32, 8 x 4 accumulated and 2 processes x 16 give the same losses, gradients and
+    weights.
     """
 
     loss_is_scaled_for_ga = True  # compute_loss already divides by the items of the whole step
