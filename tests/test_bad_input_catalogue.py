@@ -425,6 +425,15 @@ def test_degenerate_training_settings(args, message, tiny_model_dir, tmp_path, c
     assert not (out / "xtreme_inter_run.json").exists()
 
 
+def test_evaluation_beyond_the_models_positions(pawsx_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    line = one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", pawsx_model, "--task", "pawsx",
+                                                      "--data_dir", XTREME_DIR, "--split", "dev", "--languages", "de",
+                                                      "--max_seq_length", 600, "--output_dir", out, "--use_cpu"])
+    assert line == f"error: --max_seq_length 600: beyond the 512 positions of the model ({pawsx_model}); pass 512 or less"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("script", ["run_target", "run_intermediate"])
 def test_training_script_without_do_train(script, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "o"
