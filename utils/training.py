@@ -434,10 +434,15 @@ class XtremeTrainer(Trainer):
 
     def _save(self, output_dir=None, state_dict=None):
         super()._save(output_dir, state_dict)
-        if self.args.should_save:  # safetensors writes its files 0600
+        if self.args.should_save:
+            from transformers import PreTrainedModel
+
             from .files import honour_umask
 
-            honour_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))
+            model = self.accelerator.unwrap_model(self.model)
+            if not isinstance(model, PreTrainedModel) and hasattr(model, "config"):  # ChoiceModel: its dir loads again
+                model.config.save_pretrained(output_dir or self.args.output_dir)
+            honour_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))  # safetensors writes 0600
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if self.evaluator is None or eval_dataset is not None:
