@@ -13,6 +13,7 @@ Everything else (loaders, scripts, scores, the grid and report) reads these entr
 """
 
 from . import xtreme, intermediate  # noqa: F401, I001  (each registers its tasks; XTREME first: the registry order)
+from .intermediate import PAPER_INTERMEDIATE_TASKS
 from .spec import get_task, load_task_spec
 from .task import (ACCURACY, CATEGORIES, CLASSIFICATION, F1, KINDS, LANG_NAMES, METRICS, MINING, MLQA,
                    MULTIPLE_CHOICE, NEAREST, QA, RETRIEVAL, SPLITS, SQUAD, SQUAD_V2, TAGGING, TASKS, Bitext, HubSource,
@@ -20,8 +21,10 @@ from .task import (ACCURACY, CATEGORIES, CLASSIFICATION, F1, KINDS, LANG_NAMES, 
 from .xtreme import (HUB_NLI_LABELS, NLI_LABELS, PANX_LABELS, PANX_LANGS, TATOEBA_LANGS, UDPOS_DEV_LANGS,
                      UDPOS_LANGS, UPOS_LABELS)
 
-__all__ = ["ACCURACY", "CATEGORIES", "CLASSIFICATION", "F1", "KINDS", "LANG_NAMES", "METRICS", "MINING", "MLQA",
-           "MULTIPLE_CHOICE", "NEAREST", "QA", "RETRIEVAL", "SPLITS", "SQUAD", "SQUAD_V2", "TAGGING", "TASKS",
-           "Bitext", "HubSource", "Task", "register", "text_field", "get_task", "load_task_spec", "HUB_NLI_LABELS",
-           "NLI_LABELS", "PANX_LABELS", "PANX_LANGS", "TATOEBA_LANGS", "UDPOS_DEV_LANGS", "UDPOS_LANGS",
-           "UPOS_LABELS"]
+__all__ = [
+    "PAPER_INTERMEDIATE_TASKS", "get_task", "load_task_spec", "ACCURACY", "CATEGORIES", "CLASSIFICATION", "F1",
+    "KINDS", "LANG_NAMES", "METRICS", "MINING", "MLQA", "MULTIPLE_CHOICE", "NEAREST", "QA", "RETRIEVAL", "SPLITS",
+    "SQUAD", "SQUAD_V2", "TAGGING", "TASKS", "Bitext", "HubSource", "Task", "register", "text_field",
+    "HUB_NLI_LABELS", "NLI_LABELS", "PANX_LABELS", "PANX_LANGS", "TATOEBA_LANGS", "UDPOS_DEV_LANGS", "UDPOS_LANGS",
+    "UPOS_LABELS"
+]

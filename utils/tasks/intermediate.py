@@ -196,3 +196,7 @@ register(Task(
     local={s: f"ccg/ccg.{s}" for s in SPLITS},
     description="CCG supertagging (CCGbank, LDC2005T13; local files only): first sub-token of each word tagged; "
                 "the tag list is built from the training and dev files, as jiant's ccg_to_num does."))
+
+# The paper's intermediate tasks (`run_intermediate.py --tasks all`).
+PAPER_INTERMEDIATE_TASKS = ("anli_plus", "mnli", "qqp", "squad_v1", "squad_v2", "hellaswag", "commonsenseqa",
+                            "cosmosqa", "ccg")
