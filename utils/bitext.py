@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .data.hub import load_hub_dataset, local_alternative, unusable
 from .data.load import hub_sources
-from .errors import MissingDataError, XtremeError, undecodable
+from .errors import MissingDataError, XtremeError
+from .lines import read_lines
 from .tasks import Bitext, Task
 
 
@@ -41,18 +42,6 @@ class MiningData:
     en_ids: list[str]
     en_sentences: list[str]
     gold: set[tuple[str, str]] | None
-
-
-def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file without their line ends (a final newline does not add an empty line)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise XtremeError(undecodable(path)) from err
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
 
 
 def read_indices(path: Path) -> list[int]:

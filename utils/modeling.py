@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import XtremeError
+from .errors import XtremeError, load_json
 from .files import honour_umask
 from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 
@@ -76,8 +76,8 @@ def check_model_dir(path: str) -> None:
 def _evaluated_model(results_file: Path) -> str | None:
     """The model a phase-3 results file names, if it can be read."""
     try:
-        model = json.loads(results_file.read_text(encoding="utf-8")).get("model")
-    except (OSError, ValueError, AttributeError):
+        model = load_json(results_file).get("model")
+    except (OSError, XtremeError, AttributeError):
         return None
     return model if isinstance(model, str) else None
 
@@ -254,7 +254,7 @@ def checkpoint_files(directory: Path) -> list[Path]:
         path = directory / name
         if path.is_file():
             if name.endswith(".index.json"):
-                shards = json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()
+                shards = load_json(path)["weight_map"].values()
                 return [directory / shard for shard in sorted(set(shards))]
             return [path]
     return []

@@ -92,7 +92,7 @@ def xtreme_scores(task_scores: dict) -> dict:
 
 def _lines(path: Path) -> list[str]:
     """`evaluate.py`'s `read_label`: every line, stripped."""
-    from .bitext import read_lines
+    from .lines import read_lines
 
     return [line.strip() for line in read_lines(path)]
 

@@ -20,7 +20,7 @@ import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from .errors import BEFORE_DISTRIBUTED_END, XtremeError
+from .errors import BEFORE_DISTRIBUTED_END, XtremeError, load_json
 from .results import RUN_INFO, atomic_write_json, environment_info, read_json
 
 logger = logging.getLogger(__name__)
@@ -345,16 +345,14 @@ def last_complete_checkpoint(output_dir: Path) -> str | None:
     complete when that file parses and names step N, and the weights are there; a run killed while saving (or
     while deleting an old checkpoint) leaves an incomplete one, which is skipped.
     """
-    import json
-
     checkpoints = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                          key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for checkpoint in checkpoints:
         try:
-            state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            state = load_json(checkpoint / "trainer_state.json")
             complete = state.get("global_step") == int(checkpoint.name.split("-")[-1]) and any(
                 (checkpoint / name).exists() for name in CHECKPOINT_WEIGHTS)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, XtremeError, AttributeError):
             complete = False
         if complete:
             return str(checkpoint)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import XtremeError, load_json
+from ..lines import tab_fields
 
 csv.field_size_limit(sys.maxsize)
 
@@ -70,19 +71,12 @@ def _header_columns(first: list[str], renames: dict) -> dict | None:
 
 def read_conll_tsv(path: Path) -> list[dict]:
     """`token<TAB>tag` per line, blank line between sentences (PAN-X, UD-POS); token-only lines = unlabelled."""
-    rows, sentence, width = [], [], None
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                rows += [_tagged_row(sentence)] if sentence else []
-                sentence = []
-                continue
-            parts = line.split("\t")
-            width = width or len(parts)
-            if len(parts) != width or width > 2:
-                raise XtremeError(f"{path}:{number}: expected 'token<TAB>tag' (or a token alone in unlabelled "
-                                  f"files) like the lines before, found {len(parts)} columns")
+    rows, sentence = [], []
+    for number, parts in tab_fields(path, "'token<TAB>tag' (or a token alone in unlabelled files)"):
+        if parts is None:
+            rows += [_tagged_row(sentence)] if sentence else []
+            sentence = []
+        else:
             sentence.append((number, parts))
     return rows + ([_tagged_row(sentence)] if sentence else [])
 

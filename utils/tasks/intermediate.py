@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from ..errors import MissingDataError, XtremeError
+from ..lines import tab_fields
 from .task import CLASSIFICATION, MULTIPLE_CHOICE, QA, SPLITS, TAGGING, HubSource, Task, register, text_field
 from .xtreme import HUB_NLI_LABELS, NLI_LABELS, SQUAD_HUB, SQUAD_LOCAL
 
@@ -170,24 +171,17 @@ def _ccg_derivation(path: Path, number: int, line: str) -> dict:
 
 def read_ccg_tsv(path: Path) -> list[dict]:
     """One sentence per line: space-separated tokens, a tab, space-separated supertags (tokens alone: unlabelled)."""
-    rows, width = [], None
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            width = width or len(parts)
-            if len(parts) != width or width > 2:
-                raise XtremeError(f"{path}:{number}: expected 'tokens<TAB>tags' (or tokens alone in unlabelled "
-                                  f"files) like the lines before, found {len(parts)} tab-separated columns")
-            row = {"tokens": parts[0].split(), "_line": number}
-            if width == 2:
-                row["tags"] = parts[1].split()
-                if len(row["tags"]) != len(row["tokens"]):
-                    raise XtremeError(f"{path}:{number}: {len(row['tokens'])} tokens but {len(row['tags'])} tags; "
-                                      "expected one supertag per token")
-            rows.append(row)
+    rows = []
+    for number, parts in tab_fields(path, "'tokens<TAB>tags' (or tokens alone in unlabelled files)"):
+        if parts is None:
+            continue
+        row = {"tokens": parts[0].split(), "_line": number}
+        if len(parts) == 2:
+            row["tags"] = parts[1].split()
+            if len(row["tags"]) != len(row["tokens"]):
+                raise XtremeError(f"{path}:{number}: {len(row['tokens'])} tokens but {len(row['tags'])} tags; "
+                                  "expected one supertag per token")
+        rows.append(row)
     return rows
 
 
