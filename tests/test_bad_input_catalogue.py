@@ -591,6 +591,6 @@ def test_outputs_follow_the_umask(tiny_model_dir, tmp_path):
     finally:
         os.umask(previous)
     modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
-    assert {"model.safetensors", "checkpoint-2/model.safetensors", "xtreme_inter_run.json", "results/pawsx.json",
+    assert {"model.safetensors", "checkpoint-2/model.safetensors", "xtreme_inter_run.json", "results/pawsx.dev.json",
             "predictions/pawsx/dev-de.tsv"} <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != oct(0o664)} == {}
