@@ -19,8 +19,8 @@ from utils.kinds import fit_task, get_kind
 from utils.modeling import load_model, load_tokenizer, save_encoder
 from utils.multitask import SAMPLERS, run_multitask
 from utils.tasks import get_task
-from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, parse_args,
-                            prepare_output_dir, setup_logging)
+from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, parse_args, prepare_run,
+                            setup_logging)
 
 logger = logging.getLogger(__name__)
 ALL_TASKS = "anli_plus,mnli,qqp,squad_v1,squad_v2,hellaswag,commonsenseqa,cosmosqa,ccg"
@@ -49,23 +49,21 @@ def main():
                                                       XtremeTrainingArguments)
     setup_logging(training_args)
     if data_args.tasks:
-        run = {"phase": "intermediate", "task": ",".join(data_args.tasks)}
-        resume = prepare_output_dir(training_args, data_args, run)
+        run_dir = prepare_run("intermediate", ",".join(data_args.tasks), model_args, data_args, training_args)
         set_seed(training_args.seed)
-        finish_run(training_args, run, run_multitask(data_args.tasks, model_args, data_args, training_args, resume))
+        run_dir.finish(run_multitask(data_args.tasks, model_args, data_args, training_args, run_dir))
         return
     task, spec_files = get_task(data_args.task, data_args.task_spec)
     kind = get_kind(task, data_args)
-    run = {"phase": "intermediate", "task": task.name}
-    resume = prepare_output_dir(training_args, data_args, run)
+    run_dir = prepare_run("intermediate", task.name, model_args, data_args, training_args)
     set_seed(training_args.seed)
 
     train, dev, labels = load_train_and_dev(task, data_args, model_args, spec_files)
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
-    trainer, metrics = fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, resume)
+    trainer, metrics = fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, run_dir)
     save_encoder(trainer, training_args.output_dir, task.name, tokenizer)
-    finish_run(training_args, run, metrics)
+    run_dir.finish(metrics)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from utils.errors import run_main
 from utils.kinds import fit_task, get_kind
 from utils.modeling import load_model, load_tokenizer
 from utils.tasks import get_task
-from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, finish_run, parse_args,
-                            prepare_output_dir, setup_logging)
+from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, parse_args, prepare_run,
+                            setup_logging)
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +35,16 @@ def main():
     setup_logging(training_args)
     task, spec_files = get_task(data_args.task, data_args.task_spec)
     kind = get_kind(task, data_args)
-    run = {"phase": "target", "task": task.name}
-    resume = prepare_output_dir(training_args, data_args, run)
+    run_dir = prepare_run("target", task.name, model_args, data_args, training_args)
     set_seed(training_args.seed)
 
     train, dev, labels = load_train_and_dev(task, data_args, model_args, spec_files)
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, task.kind, labels, fresh_head=not data_args.keep_head,
                        pad_token_id=tokenizer.pad_token_id)
-    trainer, metrics = fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, resume)
+    trainer, metrics = fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, run_dir)
     trainer.save_model()
-    finish_run(training_args, run, metrics)
+    run_dir.finish(metrics)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from utils.data import load_split
 from utils.errors import MissingDataError, XtremeError, run_main
-from utils.kinds import get_kind
+from utils.kinds import check_max_seq_length, get_kind
 from utils.modeling import check_model_dir, check_vocabulary, hub_kwargs, load_model, load_tokenizer
 from utils.results import (ResultsFile, environment_info, format_table, weights_fingerprint,
                            write_predictions)
@@ -71,6 +71,7 @@ def head_evaluator(model_args, eval_args, training_args, task, spec_files):
     if task.labels and task.kind != QA and sorted(labels) != sorted(task.labels):
         raise XtremeError(f"{model_args.model_name_or_path}: its head predicts {', '.join(labels)}, but task "
                           f"{task.name} has labels {', '.join(task.labels)}")
+    check_max_seq_length(kind, tokenizer, model, eval_args)
     trainer = XtremeTrainer(model=model, args=training_args, processing_class=tokenizer,
                             data_collator=kind.collator(tokenizer, training_args),
                             preprocess_logits_for_metrics=kind.preprocess_logits)

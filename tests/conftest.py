@@ -59,3 +59,28 @@ def glue_squad_layout(root: Path) -> Path:
     shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/train-v1.1.json")
     shutil.copy(XTREME_DIR / "xquad/xquad.en.json", root / "squad/dev-v1.1.json")
     return root
+
+
+def grid_ends(text: str) -> dict:
+    """Step label -> how it ended, from the grid driver's progress lines (`[n/N ...] label ... outcome`)."""
+    return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
+            for line in text.splitlines() if line.startswith("[") and " ... " in line}
+
+
+def hellaswag_layout(root: Path, rows: int = 48) -> Path:
+    """A `--data_dir` HellaSwag (its schema; the right ending carries a marker word, so it is learnable)."""
+    import json
+    import random
+
+    (root / "hellaswag").mkdir()
+    rng = random.Random(0)
+    words = "the man walks runs house tree river small dog sits".split()
+    lines = []
+    for i in range(rows):
+        endings = [" ".join(rng.choice(words) for _ in range(4)) for _ in range(4)]
+        endings[i % 4] += " zebra"
+        lines.append(json.dumps({"ctx_a": " ".join(rng.choice(words) for _ in range(6)), "ctx_b": "He",
+                                 "endings": endings, "label": str(i % 4)}))
+    for split in ("train", "val"):
+        (root / f"hellaswag/hellaswag_{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

@@ -19,6 +19,7 @@ from conftest import ROOT, XTREME_DIR, read_json, run_script
 from transformers import Trainer
 
 from utils.errors import disk_full
+from utils.files import file_mode
 from utils.results import results_path
 from utils.tasks import UPOS_LABELS as UPOS
 from utils.training import last_complete_checkpoint
@@ -26,13 +27,14 @@ from utils.training import last_complete_checkpoint
 QUIET = ["--use_cpu", "--disable_tqdm", "true", "--logging_strategy", "no", "--per_device_train_batch_size", 8,
          "--per_device_eval_batch_size", 32]
 NO_EVAL = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+START_OVER = "pass --overwrite_output_dir to start over (its checkpoints and results are deleted when training starts)"
 
 
 def one_line_error(capsys, script, args) -> str:
     """Run `script` expecting a user error; return its one error line."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        run_script(script, [*args, *QUIET])
+        run_script(script, [*QUIET, *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err[-2000:]
     assert "Traceback" not in err
@@ -43,6 +45,14 @@ def one_line_error(capsys, script, args) -> str:
 
 def target(model, out, *args):
     return ["--model_name_or_path", model, "--do_train", "--output_dir", out, *args]
+
+
+def files(directory: Path) -> dict:
+    """Every file under `directory` with its content: what a failing run must leave as it was."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+PAWSX = ["--task", "pawsx", "--data_dir", XTREME_DIR, "--max_train_samples", 16, "--max_steps", 2]
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +224,7 @@ def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_p
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     line = one_line_error(capsys, "run_target", target(tiny_model_dir, out, "--task", "xnli", "--data_dir",
                                                        XTREME_DIR))
-    assert line == (f"error: output dir {out} holds another run (target pawsx); choose another dir or pass "
-                    "--overwrite_output_dir")
+    assert line == f"error: output dir {out} holds another run (target pawsx); choose another dir or {START_OVER}"
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
@@ -394,3 +403,194 @@ def test_disk_full_as_other_libraries_report_it():
             raise RuntimeError("while saving") from err
     except RuntimeError as wrapped:
         assert disk_full(wrapped)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--per_device_train_batch_size", 0], "--per_device_train_batch_size 0: must be 1 or more"),
+    (["--per_device_eval_batch_size", -4], "--per_device_eval_batch_size -4: must be 1 or more"),
+    (["--gradient_accumulation_steps", 0], "--gradient_accumulation_steps 0: must be 1 or more"),
+    (["--learning_rate=-1e-5"], "--learning_rate -1e-05: must be 0 or more"),
+    (["--max_steps", 0], "--max_steps 0: must be at least 1 optimisation step (or -1 to train --num_train_epochs)"),
+    (["--max_steps", -1, "--num_train_epochs", 0], "--num_train_epochs 0: must be more than 0 (at least one "
+                                                   "optimisation step)"),
+    (["--max_seq_length", 2], "--max_seq_length 2: leaves no room for text (4 special tokens per input); pass at "
+                              "least 6"),
+    (["--max_seq_length", 600], "--max_seq_length 600: beyond the 512 positions of the model ({model}); pass 512 "
+                                "or less"),
+])
+def test_degenerate_training_settings(args, message, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    line = one_line_error(capsys, "run_target", [*target(tiny_model_dir, out, *PAWSX), *NO_EVAL, *args])
+    assert line == "error: " + message.format(model=tiny_model_dir)
+    assert not (out / "xtreme_inter_run.json").exists()
+
+
+def test_evaluation_beyond_the_models_positions(pawsx_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    line = one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", pawsx_model, "--task", "pawsx",
+                                                      "--data_dir", XTREME_DIR, "--split", "dev", "--languages", "de",
+                                                      "--max_seq_length", 600, "--output_dir", out, "--use_cpu"])
+    assert line == f"error: --max_seq_length 600: beyond the 512 positions of the model ({pawsx_model}); pass 512 or less"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("script", ["run_target", "run_intermediate"])
+def test_training_script_without_do_train(script, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    line = one_line_error(capsys, script, ["--model_name_or_path", tiny_model_dir, "--output_dir", out, *PAWSX])
+    assert line == (f"error: {script}.py trains a model and was not given --do_train; pass it (to evaluate a trained "
+                    "model, use run_xtreme_eval.py)")
+    assert not out.exists()
+
+
+def test_bf16_without_support(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import transformers.training_args
+
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: False)
+    line = one_line_error(capsys, "run_target", [*target(tiny_model_dir, tmp_path / "o", *PAWSX), "--bf16",
+                                                 "--use_cpu", "false"])
+    assert line == ("error: --bf16: this machine's accelerator has no bfloat16 support (it needs e.g. an NVIDIA "
+                    "Ampere or newer GPU); use --fp16 instead, or --use_cpu")
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_dir_under_a_file_or_not_writable(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    regular = tmp_path / "file"
+    regular.write_text("mine\n")
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, regular / "out", *PAWSX))
+    assert line == f"error: output dir {regular / 'out'} is under {regular}, a file; expected a directory (or a new path)"
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, regular, *PAWSX))
+    assert line == f"error: output dir {regular} is a file; expected a directory (or a new path)"
+    assert regular.read_text() == "mine\n"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: answer as the mode bits do for everyone else
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and Path(path) != locked)
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, locked / "run", *PAWSX))
+    assert line == f"error: output dir {locked / 'run'}: {locked} is not writable; choose a dir you can write to"
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["./no/such/model", "/no/such/model", "{tmp}/model"])
+def test_model_path_that_does_not_exist(path, tmp_path, capsys):
+    path = path.format(tmp=tmp_path)
+    line = one_line_error(capsys, "run_target", target(path, tmp_path / "o", *PAWSX))
+    assert line == (f"error: --model_name_or_path {path}: no such directory (expected a model dir, e.g. a phase output "
+                    "dir, or a Hub id such as xlm-roberta-large)")
+
+
+def test_evaluation_output_dir_given_as_model(pawsx_model, tmp_path, capsys):
+    evaluation = tmp_path / "eval"
+    run_script("run_xtreme_eval", ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--split", "dev",
+                                   "--languages", "de", "--data_dir", XTREME_DIR, "--output_dir", evaluation, *QUIET])
+    before = files(evaluation)
+    line = one_line_error(capsys, "run_target", target(evaluation, tmp_path / "o", *PAWSX))
+    assert line == (f"error: {evaluation}: holds evaluation results (results/, predictions/), not a model; pass the "
+                    f"model dir that was evaluated ({pawsx_model})")
+    assert files(evaluation) == before
+
+
+def test_model_dir_without_tokenizer_files(tiny_model_dir, tmp_path, capsys):
+    """A tokenizer built from the config alone has the 5 special tokens and encodes every word as <unk>."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    for path in model.glob("tokenizer*"):
+        path.unlink()
+    line = one_line_error(capsys, "run_target", target(model, tmp_path / "o", *PAWSX))
+    assert line == (f"error: {model}: its tokenizer has only special tokens (5: <s> </s> <unk> <pad> <mask>), no "
+                    "vocabulary; the dir lacks the tokenizer files: pass --tokenizer_name with the model's tokenizer")
+    assert not (tmp_path / "o").exists()
+
+
+def test_tokenizer_that_cannot_encode_the_training_text(tiny_model_dir, tmp_path, capsys):
+    """A tokenizer of Chinese text without Latin letters: English words are <unk>."""
+    import re
+
+    from utils.tiny_model import build_tokenizer
+
+    corpus = tmp_path / "zh.txt"
+    text = (XTREME_DIR / "xnli/dev-zh.tsv").read_text(encoding="utf-8")
+    corpus.write_text(re.sub("[A-Za-z]", "", text), encoding="utf-8")
+    build_tokenizer(corpus, tmp_path / "zh", vocab_size=1500)
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, tmp_path / "o", *PAWSX, "--tokenizer_name",
+                                                       tmp_path / "zh"))
+    assert line.startswith(f"error: {tmp_path / 'zh'}: its tokenizer cannot encode the training text (")
+    assert line.endswith("pass --tokenizer_name with the model's tokenizer")
+    assert not (tmp_path / "o" / "xtreme_inter_run.json").exists()
+
+
+def test_tiny_model_vocabulary_too_small(tmp_path, capsys):
+    from unittest import mock
+
+    from utils import tiny_model
+    from utils.errors import run_main
+
+    with mock.patch.object(sys, "argv", ["tiny_model.py", str(tmp_path / "m"), "--vocab_size", "50"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(tiny_model.main)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"error: --vocab_size 50: too small for the characters of {ROOT / 'tests/fixtures/tiny_corpus.txt'}; pass "
+        "--vocab_size 2102 or more")
+    assert not (tmp_path / "m").exists()
+
+
+def test_unfinished_run_with_other_arguments(pawsx_model, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(pawsx_model, out)
+    marker = read_json(out / "xtreme_inter_run.json")
+    (out / "xtreme_inter_run.json").write_text(json.dumps({**marker, "finished": False}))  # as a killed run leaves
+    before = files(out)
+    line = one_line_error(capsys, "run_target", [*target(tiny_model_dir, out, *PAWSX), *NO_EVAL,
+                                                 "--learning_rate", 1e-3])
+    assert line == (f"error: output dir {out} holds a pawsx run with other arguments (--learning_rate 1e-05 there, "
+                    f"0.001 now); rerun with its arguments to resume it, choose another dir, or {START_OVER}")
+    assert files(out) == before
+
+
+def test_overwrite_output_dir_starts_over_in_another_tasks_dir(tiny_model_dir, tmp_path, capsys):
+    """A 3-way XNLI run with a checkpoint, then PAWS-X (2-way) with --overwrite_output_dir into its dir: a start
+    that fails before training leaves the dir as it was; the real one trains from step 0 (the old checkpoint is not
+    resumed) and removes the old run's checkpoints and results."""
+    out = tmp_path / "run"
+    run_script("run_target", [*QUIET, *target(tiny_model_dir, out, "--task", "xnli", "--train_file",
+                                              XTREME_DIR / "xnli/train-en.tsv", "--validation_file",
+                                              XTREME_DIR / "xnli/dev-en.tsv", "--max_train_samples", 16,
+                                              "--max_steps", 2, "--save_strategy", "steps", "--save_steps", 2,
+                                              "--eval_strategy", "no", "--load_best_model_at_end", "false")])
+    assert (out / "checkpoint-2").is_dir()
+    before = files(out)
+    line = one_line_error(capsys, "run_target", target(tiny_model_dir, out, *PAWSX, "--overwrite_output_dir",
+                                                       "--train_file", tmp_path / "missing.tsv"))
+    assert line == f"error: {tmp_path / 'missing.tsv'}: file not found"
+    assert files(out) == before
+    run_script("run_target", [*QUIET, *target(tiny_model_dir, out, *PAWSX, "--overwrite_output_dir",
+                                              "--logging_strategy", "steps", "--logging_steps", 1), *NO_EVAL])
+    state = read_json(out / "trainer_state.json")
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2]
+    assert not (out / "checkpoint-2").exists()
+    marker = read_json(out / "xtreme_inter_run.json")
+    assert (marker["task"], marker["finished"]) == ("pawsx", True)
+    assert read_json(out / "config.json")["id2label"] == {"0": "0", "1": "1"}
+
+
+def test_outputs_follow_the_umask(tiny_model_dir, tmp_path):
+    """Weights, checkpoints, results and predictions get the mode of any new file (here 0664, umask 002)."""
+    previous = os.umask(0o002)
+    try:
+        out = tmp_path / "run"
+        run_script("run_target", [*QUIET, *target(tiny_model_dir, out, *PAWSX, "--save_strategy", "steps",
+                                                  "--save_steps", 2, "--eval_strategy", "no",
+                                                  "--load_best_model_at_end", "false")])
+        run_script("run_xtreme_eval", ["--model_name_or_path", out, "--task", "pawsx", "--split", "dev",
+                                       "--languages", "de", "--data_dir", XTREME_DIR, *QUIET])
+        assert file_mode() == 0o664
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
+    assert {"model.safetensors", "checkpoint-2/model.safetensors", "xtreme_inter_run.json", "results/pawsx.json",
+            "predictions/pawsx/dev-de.tsv"} <= set(modes)
+    assert {name: mode for name, mode in modes.items() if mode != oct(0o664)} == {}

@@ -195,7 +195,7 @@ def test_multitask_sampler_gives_every_rank_the_same_task():
     from utils.multitask import MultiTaskBatchSampler
 
     single = list(MultiTaskBatchSampler([30, 50], 8, [0.4, 0.6], 12, seed=5))
-    split = list(MultiTaskBatchSampler([30, 50], 4, [0.4, 0.6], 12, seed=5, num_replicas=2))
+    split = list(MultiTaskBatchSampler([30, 50], 4, [0.4, 0.6], 12, seed=5, micro_batches=2))
     assert len(split) == 24 and [a + b for a, b in zip(split[::2], split[1::2])] == single
     for rank0, rank1 in zip(split[::2], split[1::2]):  # the two ranks' batches of one step: one task
         assert len({i >= 30 for i in rank0 + rank1}) == 1

@@ -3,17 +3,17 @@
 import json
 import shutil
 import sys
-import textwrap
 
 import pytest
 import yaml
-from conftest import ROOT, XTREME_DIR, read_json
+from conftest import ROOT, XTREME_DIR, grid_ends, read_json
 
 from utils.errors import XtremeError
 from utils.grid import build_steps, load_plan, main, select_steps
 from utils.results import results_path
 
 PLANS = ROOT / "plans"
+STUB = ROOT / "tests" / "grid_stub.py"
 
 
 def write_plan(tmp_path, plan: dict, name="plan.yaml"):
@@ -199,51 +199,23 @@ def test_dry_run_of_the_demo_plan(capsys):
 
 # ---------------------------------------------------------------------------- resuming and failures (fake scripts)
 
-STUB = textwrap.dedent('''
-    """Stands in for the three scripts: phase 1 fails, phase 2 writes a finished run, phase 3 writes results."""
-    import json, sys
-    from pathlib import Path
-    script, args = Path(sys.argv[1]).name, sys.argv[2:]
-    get = lambda name: args[args.index(name) + 1]
-    out = Path(get("--output_dir"))
-    if script == "run_intermediate.py":
-        print("loading", file=sys.stderr)
-        print("error: cannot load the model: no such dir", file=sys.stderr)
-        sys.exit(2)
-    if script == "run_target.py":
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "xtreme_inter_run.json").write_text(json.dumps({"finished": True, "task": get("--task"),
-                                                               "model": get("--model_name_or_path")}))
-    else:
-        task, languages = get("--task"), get("--languages").split(",")
-        done = languages[:-1] if task == "udpos" else languages  # udpos: the last language "has no file"
-        data = {"task": task, "split": "test", "languages": {l: {"score": 50.0} for l in done},
-                "skipped": {l: "file not found" for l in languages if l not in done}}
-        (out / "results").mkdir(parents=True, exist_ok=True)
-        (out / "results" / f"{task}.test.json").write_text(json.dumps(data))
-''')
-
-
 @pytest.fixture()
 def fake_plan(tmp_path):
-    stub = tmp_path / "stub.py"
-    stub.write_text(STUB, encoding="utf-8")
-    plan = {"output_dir": str(tmp_path / "grid"), "python": f"{sys.executable} {stub}",
+    """Stub scripts (tests/grid_stub.py): phase 1 fails, udpos's evaluation misses its last language."""
+    plan = {"output_dir": str(tmp_path / "grid"),
+            "python": f"{sys.executable} {STUB} --fail run_intermediate.py --incomplete udpos",
             "backbones": [{"name": "m", "path": "some/model"}], "seeds": [1],
             "intermediate": ["none", "mnli"],
             "targets": [{"name": "pawsx", "languages": ["de", "en"]}, {"name": "udpos", "languages": ["de", "en"]}]}
     return write_plan(tmp_path, plan), tmp_path / "grid"
 
 
-def progress(text):
-    return {line.split("] ", 1)[1].split(" ... ")[0]: line.split(" ... ", 1)[1]
-            for line in text.splitlines() if line.startswith("[")}
 
 
 def test_failures_are_reported_and_the_rest_goes_on(fake_plan, capsys):
     path, grid = fake_plan
     assert main([str(path)]) == 1
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->udpos seed 1"].startswith("INCOMPLETE") and "missing: en" in lines[
@@ -265,13 +237,13 @@ def test_resume_skips_complete_steps_and_reruns_dependents(fake_plan, capsys):
     main([str(path), "--only", "intermediate=none"])
     capsys.readouterr()
     assert main([str(path), "--only", "intermediate=none", "target=pawsx"]) == 0
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines == {"phase2 none->pawsx seed 1": "skipped (done)", "phase3 none->pawsx seed 1": "skipped (done)"}
     # phase 2 produced again (its outputs deleted): its evaluation is stale and runs again, nothing else
     shutil.rmtree(grid / "m/none/seed1/pawsx/phase2/model")
     old = read_json(grid / "m/none/seed1/pawsx/phase3/step.json")["deps"]
     main([str(path), "--only", "intermediate=none"])
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("done in")
     assert lines["phase3 none->pawsx seed 1"].startswith("input changed (phase2 none->pawsx seed 1): old outputs "
                                                          "removed; done in")
@@ -285,7 +257,7 @@ def test_resume_skips_complete_steps_and_reruns_dependents(fake_plan, capsys):
     main([str(path), "--dry-run", "--only", "intermediate=none", "target=pawsx"])
     assert "phase3 none->pawsx seed 1: stale (an input changed), would run again" in capsys.readouterr().out
     main([str(path), "--only", "intermediate=none", "target=pawsx"])
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"] == "skipped (done)"
     assert lines["phase3 none->pawsx seed 1"].startswith("input changed (phase2 none->pawsx seed 1): old outputs "
                                                          "removed; done in")
@@ -314,15 +286,15 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
     grid = tmp_path / "grid/tiny"
 
     assert main([str(path)]) == 0
-    first = progress(capsys.readouterr().out)
+    first = grid_ends(capsys.readouterr().out)
     assert list(first) == ["phase2 none->pawsx seed 7", "phase3 none->pawsx seed 7", "phase3 none->tatoeba seed 7",
                            "phase1 mnli seed 7", "phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7",
                            "phase3 mnli->tatoeba seed 7"]
     assert all(v.startswith("done in") for v in first.values()), first
     tatoeba = read_json(results_path(grid / "mnli/seed7/tatoeba/phase3", "tatoeba", "test"))
     assert set(tatoeba["languages"]) == {"de", "fr"} and tatoeba["model"] == str(grid / "mnli/seed7/phase1/model")
-    none = read_json(results_path(grid / "none/seed7/tatoeba/phase3", "tatoeba", "test"))
-    assert none["model"] == str(tiny_model_dir)
+    none_tatoeba = read_json(results_path(grid / "none/seed7/tatoeba/phase3", "tatoeba", "test"))
+    assert none_tatoeba["model"] == str(tiny_model_dir)
     results = read_json(results_path(grid / "mnli/seed7/pawsx/phase3", "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en"} and results["model"].endswith("mnli/seed7/pawsx/phase2/model")
     assert read_json(grid / "mnli/seed7/phase1/model/xtreme_inter_run.json")["finished"] is True
@@ -332,12 +304,12 @@ def test_tiny_grid_runs_resumes_and_reruns_what_depends(tiny_model_dir, tmp_path
     assert (grid / "mnli/seed7/phase1/log.txt").stat().st_size > 0
 
     assert main([str(path)]) == 0
-    second = progress(capsys.readouterr().out)
+    second = grid_ends(capsys.readouterr().out)
     assert set(second.values()) == {"skipped (done)"}
 
     shutil.rmtree(grid / "mnli/seed7/pawsx/phase2/model")
     assert main([str(path)]) == 0
-    third = progress(capsys.readouterr().out)
+    third = grid_ends(capsys.readouterr().out)
     rerun = {k for k, v in third.items() if v != "skipped (done)"}
     assert rerun == {"phase2 mnli->pawsx seed 7", "phase3 mnli->pawsx seed 7"}, third
     assert third["phase3 mnli->pawsx seed 7"].startswith("input changed (phase2 mnli->pawsx seed 7)")
@@ -362,6 +334,6 @@ def test_a_changed_command_is_reported_not_rerun(fake_plan, capsys):
     path.write_text(yaml.safe_dump(plan))
     capsys.readouterr()
     assert main([str(path), "--only", "intermediate=none", "target=pawsx"]) == 0
-    lines = progress(capsys.readouterr().out)
+    lines = grid_ends(capsys.readouterr().out)
     assert lines["phase2 none->pawsx seed 1"].startswith("skipped (done, but with another command than the plan's")
     assert lines["phase3 none->pawsx seed 1"] == "skipped (done)"

@@ -1,13 +1,12 @@
 """Multi-task intermediate training: samplers, shared encoder with several heads + MLM, resume, bad input."""
 
 import json
-import random
 import shutil
 from collections import Counter
 
 import pytest
 import torch
-from conftest import XTREME_DIR, glue_squad_layout, read_json, run_script
+from conftest import XTREME_DIR, glue_squad_layout, hellaswag_layout, read_json, run_script
 from safetensors.torch import load_file
 
 from utils.modeling import load_model
@@ -48,18 +47,7 @@ def test_batches_are_single_task_and_replayable():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """GLUE/SQuAD layout built from real fixture slices."""
-    root = glue_squad_layout(tmp_path_factory.mktemp("data"))
-    (root / "hellaswag").mkdir()  # HellaSwag's schema; the right ending carries a marker word, so it is learnable
-    rng = random.Random(0)
-    words = "the man walks runs house tree river small dog sits".split()
-    rows = []
-    for i in range(48):
-        endings = [" ".join(rng.choice(words) for _ in range(4)) for _ in range(4)]
-        endings[i % 4] += " zebra"
-        rows.append(json.dumps({"ctx_a": " ".join(rng.choice(words) for _ in range(6)), "ctx_b": "He",
-                                "endings": endings, "label": str(i % 4)}))
-    for split in ("train", "val"):
-        (root / f"hellaswag/hellaswag_{split}.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    root = hellaswag_layout(glue_squad_layout(tmp_path_factory.mktemp("data")))
     text = root / "wiki.txt"
     lines = [line.split("\t")[0] for lang in ("de", "sw", "zh")
              for line in (XTREME_DIR / f"xnli/dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()]

@@ -37,6 +37,7 @@ def _map(dataset, function, args, desc: str, **kwargs):
 
 class Classification:
     default_max_seq_length = 128
+    text_segments = 2  # sentence pairs (a single sentence needs less room)
     preprocess_logits = staticmethod(argmax_logits)
     prediction_suffix = ".tsv"
 
@@ -57,6 +58,7 @@ class Classification:
 
 
 class Tagging(Classification):
+    text_segments = 1
     def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
         return _map(dataset, tagging_features, args, desc, with_indices=True,
                     fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
@@ -82,6 +84,7 @@ class QuestionAnswering:
     """Extractive span QA over overlapping context windows (SQuAD, XQuAD, MLQA, TyDiQA-GoldP)."""
 
     default_max_seq_length = 384
+    text_segments = 2  # question and context
     preprocess_logits = None
     prediction_suffix = ".json"
 
@@ -184,16 +187,31 @@ def dev_evaluator(kind, task, labels, dev, dev_features, args):
     return evaluate
 
 
-def fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, resume):
+def check_max_seq_length(kind, tokenizer, model, args) -> None:
+    """`--max_seq_length` must fit the model's positions and leave room for text besides the special tokens."""
+    from .modeling import model_positions
+
+    positions = model_positions(model, tokenizer)
+    if positions is not None and args.max_seq_length > positions:
+        raise XtremeError(f"--max_seq_length {args.max_seq_length}: beyond the {positions} positions of the model "
+                          f"({tokenizer.name_or_path}); pass {positions} or less")
+    special = tokenizer.num_special_tokens_to_add(pair=kind.text_segments == 2)
+    if args.max_seq_length < special + kind.text_segments:
+        raise XtremeError(f"--max_seq_length {args.max_seq_length}: leaves no room for text ({special} special "
+                          f"tokens per input); pass at least {special + kind.text_segments}")
+
+
+def fit_task(kind, task, labels, model, tokenizer, train, dev, data_args, training_args, run_dir):
     """Tokenise a task's English train/dev sets and train on them with dev-set checkpoint selection; LoRA
     adapters, if any, are merged afterwards so `trainer.model` saves as a plain checkpoint."""
     from .modeling import merge_lora
     from .training import fit
 
+    check_max_seq_length(kind, tokenizer, model, data_args)
     with training_args.main_process_first(desc="tokenisation"):
         train_features = kind.features(train, tokenizer, data_args, "Tokenising the training set", train=True)
         dev_features = kind.features(dev, tokenizer, data_args, "Tokenising the dev set") if dev else None
-    trainer, metrics = fit(model, tokenizer, train_features, training_args, resume,
+    trainer, metrics = fit(model, tokenizer, train_features, training_args, run_dir,
                            data_collator=kind.collator(tokenizer, training_args),
                            evaluate_dev=dev_evaluator(kind, task, labels, dev, dev_features, data_args),
                            dev_features=dev_features, preprocess_logits=kind.preprocess_logits)

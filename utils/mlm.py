@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .errors import MissingDataError, XtremeError
 
+MLM_TASK = "mlm"  # the name of masked-LM training among multi-task phase 1's --tasks
+
 
 def read_text(paths: list[str], max_lines: int | None = None):
     """Non-empty lines of the files as a Dataset with a `text` column."""

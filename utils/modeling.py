@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from .errors import XtremeError
+from .files import honour_umask
 from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 
 logger = logging.getLogger(__name__)
@@ -39,11 +41,29 @@ def hub_kwargs(model_args) -> dict:
             "trust_remote_code": model_args.trust_remote_code}
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether a model/tokenizer argument names a local path rather than a Hub id (`org/name` at most)."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or name.endswith("/") or name.count("/") > 1
+            or ("/" in name and Path(name.split("/")[0]).is_dir()))
+
+
+def check_local_path(name: str, flag: str) -> None:
+    if not Path(name).exists() and looks_like_path(name):
+        raise XtremeError(f"{flag} {name}: no such directory (expected a model dir, e.g. a phase output dir, or a "
+                          "Hub id such as xlm-roberta-large)")
+
+
 def check_model_dir(path: str) -> None:
     """A local model dir must hold weights; a ZeRO checkpoint without gathered weights gets the recipe."""
+    check_local_path(path, "--model_name_or_path")
     directory = Path(path)
     if not directory.exists():
         return  # a Hub id: from_pretrained reports it
+    if directory.is_dir() and not (directory / "config.json").is_file() and (
+            (directory / "results").is_dir() or (directory / "predictions").is_dir()):
+        evaluated = next((m for m in map(_evaluated_model, sorted(directory.glob("results/*.json"))) if m), None)
+        raise XtremeError(f"{path}: holds evaluation results (results/, predictions/), not a model; pass the model "
+                          f"dir that was evaluated{f' ({evaluated})' if evaluated else ''}")
     if not directory.is_dir() or not (directory / "config.json").is_file():
         raise XtremeError(f"{path}: not a model directory (no config.json); pass a phase output dir or a Hub id")
     if not any((directory / f).is_file() for f in WEIGHT_FILES):
@@ -53,20 +73,54 @@ def check_model_dir(path: str) -> None:
         raise XtremeError(f"{path}: no model weights (expected one of {', '.join(WEIGHT_FILES)})")
 
 
+def _evaluated_model(results_file: Path) -> str | None:
+    """The model a phase-3 results file names, if it can be read."""
+    try:
+        model = json.loads(results_file.read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model if isinstance(model, str) else None
+
+
 def load_tokenizer(model_args):
     from transformers import AutoTokenizer
 
     name = model_args.tokenizer_name or model_args.model_name_or_path
+    check_local_path(name, "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **hub_kwargs(model_args))
     except (OSError, ValueError) as err:
         raise XtremeError(f"cannot load a tokenizer from {name}: {str(err).splitlines()[0]}")
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # e.g. built from a config without tokenizer files
+        raise XtremeError(f"{name}: its tokenizer has only special tokens ({len(tokenizer)}: "
+                          f"{' '.join(tokenizer.all_special_tokens)}), no vocabulary; the dir lacks the tokenizer "
+                          "files: pass --tokenizer_name with the model's tokenizer")
     if tokenizer.pad_token is None:  # decoder-only checkpoints come without one: pad with EOS
         tokenizer.pad_token = tokenizer.eos_token
     # Features are built unpadded and padded per batch on the right, where every head (sequence classification
     # of decoders takes the last non-pad token) and every position we read back (tagging, QA) expects it.
     tokenizer.padding_side = "right"
     return tokenizer
+
+
+def check_tokenizer_encodes(tokenizer, features, examples: int = 16) -> None:
+    """Refuse a tokenizer that cannot encode the training text: more than half the (non-special) tokens of the
+    first `examples` training features unknown."""
+    if tokenizer.unk_token_id is None or len(features) == 0:
+        return  # byte-level tokenizers encode anything
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    tokens = [t for i in range(min(examples, len(features))) for t in _flat(features[i]["input_ids"])
+              if t not in special]
+    unknown = sum(t == tokenizer.unk_token_id for t in tokens)
+    if tokens and unknown * 2 > len(tokens):
+        raise XtremeError(f"{tokenizer.name_or_path}: its tokenizer cannot encode the training text "
+                          f"({unknown} of the {len(tokens)} tokens of the first {examples} examples are "
+                          f"{tokenizer.unk_token}; it has {len(tokenizer)} tokens); pass --tokenizer_name with the "
+                          "model's tokenizer")
+
+
+def _flat(ids):
+    return [t for row in ids for t in _flat(row)] if ids and isinstance(ids[0], list) else list(ids)
 
 
 def check_vocabulary(tokenizer, model) -> None:
@@ -81,6 +135,23 @@ def check_vocabulary(tokenizer, model) -> None:
         raise XtremeError(f"the tokenizer ({tokenizer.name_or_path}) has {len(tokenizer)} tokens but the model's "
                           f"embeddings only {size}: use the model's own tokenizer (drop --tokenizer_name) or a model "
                           "trained with this one")
+
+
+def model_positions(model, tokenizer) -> int | None:
+    """The longest input the model takes: its position embeddings (less the padding offset of RoBERTa-style
+    positions), the config's max_position_embeddings, and the tokenizer's model_max_length, whichever is known and
+    smallest."""
+    from torch import nn
+
+    config = getattr(model, "config", None)
+    base = getattr(model, "base_model", model)
+    table = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+    limits = [getattr(config.get_text_config(), "max_position_embeddings", None) if config is not None else None,
+              tokenizer.model_max_length if tokenizer.model_max_length < 10**9 else None]
+    if isinstance(table, nn.Embedding):
+        limits.append(table.num_embeddings - (table.padding_idx + 1 if table.padding_idx is not None else 0))
+    limits = [limit for limit in limits if isinstance(limit, int) and limit > 0]
+    return min(limits) if limits else None
 
 
 def head_parameter_names(model) -> list[str]:
@@ -279,13 +350,14 @@ def write_phase1_output(output_dir: str, encoder_model, encoder_state: dict, hea
     config.id2label, config.label2id = {0: "LABEL_0", 1: "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
     config.problem_type = None
     config.save_pretrained(output_dir)
-    save_file({k: v.contiguous() for k, v in encoder_state.items()}, str(Path(output_dir) / "model.safetensors"),
-              metadata={"format": "pt"})
+    weights = [Path(output_dir) / "model.safetensors"]
+    save_file({k: v.contiguous() for k, v in encoder_state.items()}, str(weights[0]), metadata={"format": "pt"})
     tokenizer.save_pretrained(output_dir)
     for name, (model, state) in heads.items():
         head_dir = Path(output_dir) / "heads" / name
         head_dir.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in state.items()}, str(head_dir / "head.safetensors"),
-                  metadata={"format": "pt"})
+        weights.append(head_dir / "head.safetensors")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights[-1]), metadata={"format": "pt"})
         (head_dir / "head.json").write_text(json.dumps({"model_class": type(model).__name__,
                                                         "id2label": model.config.id2label}, indent=2) + "\n")
+    honour_umask(weights)

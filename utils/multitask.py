@@ -49,16 +49,16 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler):
     Each task's examples are visited in a fresh random order (reshuffled when exhausted); an epoch is
     `num_batches` batches, whose tasks are drawn with `probabilities`.
 
-    With `num_replicas` ranks, each drawn batch is a GLOBAL batch of `num_replicas * batch_size` examples, yielded
-    as `num_replicas` consecutive per-rank batches (accelerate deals them out round-robin): every rank trains the
-    same task at every step (ZeRO-3 gathers the same parameters on all ranks; DDP averages one task's gradients),
-    and 2 ranks x 4 see the examples of 1 x 8.
+    Each drawn batch is the GLOBAL batch of one optimizer step, `micro_batches * batch_size` examples (micro_batches
+    = ranks x gradient accumulation steps), yielded as that many consecutive per-rank batches (accelerate deals them
+    out round-robin): every rank trains the same task at every step (ZeRO-3 gathers the same parameters on all
+    ranks; DDP averages one task's gradients), and 2 ranks x 4 or 4 x 2 accumulated see the examples of 1 x 8.
     """
 
     def __init__(self, sizes: list[int], batch_size: int, probabilities: list[float], num_batches: int, seed: int,
-                 num_replicas: int = 1):
+                 micro_batches: int = 1):
         self.sizes, self.batch_size, self.num_batches, self.seed = sizes, batch_size, num_batches, seed
-        self.num_replicas = num_replicas
+        self.micro_batches = micro_batches
         self.probabilities = torch.tensor(probabilities, dtype=torch.double)
         self.offsets = [0] + list(torch.tensor(sizes).cumsum(0)[:-1].tolist())
         self.epoch = 0
@@ -67,14 +67,14 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_batches * self.num_replicas
+        return self.num_batches * self.micro_batches
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         orders = [torch.randperm(n, generator=generator).tolist() for n in self.sizes]
         cursors = [0] * len(self.sizes)
         tasks = torch.multinomial(self.probabilities, self.num_batches, replacement=True, generator=generator)
-        size = self.batch_size * self.num_replicas
+        size = self.batch_size * self.micro_batches
         for task in tasks.tolist():
             batch = []
             while len(batch) < size:
@@ -83,7 +83,7 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler):
                 take = min(size - len(batch), self.sizes[task] - cursors[task])
                 batch += [self.offsets[task] + i for i in orders[task][cursors[task]:cursors[task] + take]]
                 cursors[task] += take
-            for start in range(0, size, self.batch_size):  # one per rank
+            for start in range(0, size, self.batch_size):  # the step's micro-batches
                 yield batch[start:start + self.batch_size]
 
 
@@ -202,8 +202,7 @@ def build_trainer_class():
     class MultiTaskTrainer(XtremeTrainer):
         def __init__(self, *args, batch_sampler=None, mask=None, **kwargs):
             super().__init__(*args, **kwargs)
-            self.batch_sampler, self.mask, self.mask_calls = batch_sampler, mask, {}
-            self.model_accepts_loss_kwargs = False
+            self.batch_sampler, self.mask = batch_sampler, mask
             self.task_losses, self.task_steps = {}, {}
 
         def _get_collator_with_removed_columns(self, data_collator, description=None):
@@ -215,19 +214,21 @@ def build_trainer_class():
                                                  num_workers=self.args.dataloader_num_workers)
             return self.accelerator.prepare(loader)
 
+        def prepare_step(self, batches):
+            """MLM batches get their masks here, drawn from (seed, step, micro-batch): identical after a resume."""
+            for call, inputs in enumerate(batches):
+                special = inputs.pop("special_tokens_mask", None)
+                if special is not None:
+                    generator = torch.Generator().manual_seed(hash((self.args.seed, self.state.global_step, call))
+                                                              % 2**63)
+                    ids, labels = self.mask(inputs["input_ids"].cpu(), special.cpu(), generator)
+                    inputs["input_ids"], inputs["labels"] = ids.to(special.device), labels.to(special.device)
+            return batches
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
             task = inputs["task"]
-            special = inputs.pop("special_tokens_mask", None)
-            if special is not None:  # MLM: masks from (seed, step, micro-batch), identical after a resume
-                step = self.state.global_step
-                call = self.mask_calls[step] = self.mask_calls.get(step, -1) + 1
-                generator = torch.Generator().manual_seed(hash((self.args.seed, step, call)) % 2**63)
-                inputs["input_ids"], inputs["labels"] = self.mask(inputs["input_ids"].cpu(), special.cpu(), generator)
-                inputs["input_ids"], inputs["labels"] = (inputs["input_ids"].to(special.device),
-                                                         inputs["labels"].to(special.device))
-            outputs = model(**inputs)
-            loss = outputs["loss"]
-            self.task_losses[task] = self.task_losses.get(task, 0.0) + loss.detach().float()
+            self.task_losses[task] = self.task_losses.get(task, 0.0) + outputs["loss"].detach().float()
             self.task_steps[task] = self.task_steps.get(task, 0) + 1
             return (loss, outputs) if return_outputs else loss
 
@@ -242,23 +243,23 @@ def build_trainer_class():
     return MultiTaskTrainer
 
 
-def run_multitask(names: list[str], model_args, data_args, training_args, resume: str | None):
+def run_multitask(names: list[str], model_args, data_args, training_args, run_dir):
     """Phase 1 on several tasks at once (any of them `mlm`): load, train, evaluate each dev set, save."""
     import dataclasses
 
     from .data import load_train_and_dev
-    from .kinds import get_kind, pad_multiple
+    from .kinds import check_max_seq_length, get_kind, pad_multiple
     from transformers import DataCollatorWithPadding
 
-    from .mlm import load_mlm_model, mask_tokens, mlm_features, read_text
+    from .mlm import MLM_TASK, load_mlm_model, mask_tokens, mlm_features, read_text
     from .modeling import gathered_state_dict, load_model, load_tokenizer, write_phase1_output
     from .tasks import get_task
     from .training import XtremeTrainer, fit
 
     if len(set(names)) != len(names):
         raise XtremeError(f"--tasks names a task twice: {','.join(names)}")
-    registered = {name: get_task(name)[0] for name in names if name != "mlm"}  # unknown names fail before loading
-    if "mlm" in names and not data_args.mlm_files:
+    registered = {name: get_task(name)[0] for name in names if name != MLM_TASK}  # unknown names fail before loading
+    if MLM_TASK in names and not data_args.mlm_files:
         raise XtremeError("task mlm needs text: pass --mlm_files a.txt,b.txt (one sentence or paragraph per line)")
     if model_args.use_lora:
         raise XtremeError("--use_lora is not supported with --tasks yet: train the tasks one at a time with LoRA")
@@ -268,7 +269,7 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
     tokenizer = load_tokenizer(model_args)
     tasks, features, heads, collators, devs = {}, {}, {}, {}, {}
     for name in names:
-        if name == "mlm":
+        if name == MLM_TASK:
             text = read_text(data_args.mlm_files, data_args.max_train_samples)
             with training_args.main_process_first(desc="tokenisation"):
                 features[name] = text.map(mlm_features, batched=True, remove_columns=["text"], desc="Tokenising text",
@@ -281,11 +282,12 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
         task_args = dataclasses.replace(data_args)  # the kind fills in its own default max_seq_length
         kind = get_kind(task, task_args)
         train, dev, labels = load_train_and_dev(task, task_args, model_args, {})
+        heads[name] = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
+        check_max_seq_length(kind, tokenizer, heads[name], task_args)
         with training_args.main_process_first(desc="tokenisation"):
             features[name] = kind.features(train, tokenizer, task_args, f"Tokenising {name}", train=True)
             dev_features = kind.features(dev, tokenizer, task_args, f"Tokenising {name} dev") if dev else None
         tasks[name] = task
-        heads[name] = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
         collators[name] = kind.collator(tokenizer, training_args)
         if dev is not None:
             devs[name] = (kind, labels, dev, dev_features, task_args)
@@ -294,10 +296,11 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
 
     sizes = {name: len(f) for name, f in features.items()}
     probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
-    batch_size, world = training_args.per_device_train_batch_size, training_args.world_size
+    batch_size = training_args.per_device_train_batch_size
+    micro_batches = training_args.world_size * training_args.gradient_accumulation_steps
     sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
-                                    epoch_batches(sizes, probabilities, batch_size * world, data_args.sampling,
-                                                  data_args.task_cap), training_args.seed, num_replicas=world)
+                                    epoch_batches(sizes, probabilities, batch_size * micro_batches, data_args.sampling,
+                                                  data_args.task_cap), training_args.seed, micro_batches=micro_batches)
     training_args.ddp_find_unused_parameters = True  # a batch uses one head only
     eval_args = dataclasses.replace(training_args, deepspeed=None, eval_strategy="no", save_strategy="no",
                                     load_best_model_at_end=False)
@@ -316,7 +319,7 @@ def run_multitask(names: list[str], model_args, data_args, training_args, resume
         metrics["score"] = sum(metrics[f"{name}_score"] for name in devs) / len(devs)
         return metrics
 
-    trainer, metrics = fit(model, tokenizer, TaskConcat(features), training_args, resume,
+    trainer, metrics = fit(model, tokenizer, TaskConcat(features), training_args, run_dir,
                            data_collator=MultiTaskCollator(collators, heads), evaluate_dev=evaluate if devs else None,
                            dev_features=TaskConcat({name: dev[3] for name, dev in devs.items()}) if devs else None,
                            trainer_class=build_trainer_class(), batch_sampler=sampler,

@@ -36,10 +36,13 @@ def results_path(output_dir: str | Path, task: str, split: str) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it: readers see old or new, never half."""
+    from .files import file_mode
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, file_mode())  # mkstemp's file is private (0600); the result is readable like any other file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

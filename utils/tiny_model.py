@@ -10,9 +10,13 @@ Nothing touches the Hub.
 """
 
 import argparse
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import XtremeError, run_main
+from .files import honour_umask
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_corpus.txt"
 
@@ -21,22 +25,31 @@ def build_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 4000):
     import sentencepiece as spm
     from transformers import XLMRobertaTokenizer
 
+    if vocab_size < 1:
+        raise XtremeError(f"--vocab_size {vocab_size}: must be positive")
     with tempfile.TemporaryDirectory() as tmp:
         prefix = Path(tmp) / "spm"
-        spm.SentencePieceTrainer.train(
-            input=str(corpus),
-            model_prefix=str(prefix),
-            vocab_size=vocab_size,
-            hard_vocab_limit=False,
-            model_type="unigram",
-            character_coverage=0.9995,
-            # XLM-R's fairseq ids (<s>=0 <pad>=1 </s>=2 <unk>=3) are added by the tokenizer on top of these
-            bos_id=-1,
-            eos_id=-1,
-            pad_id=-1,
-            unk_id=0,
-            minloglevel=2,
-        )
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(corpus),
+                model_prefix=str(prefix),
+                vocab_size=vocab_size,
+                hard_vocab_limit=False,
+                model_type="unigram",
+                character_coverage=0.9995,
+                # XLM-R's fairseq ids (<s>=0 <pad>=1 </s>=2 <unk>=3) are added by the tokenizer on top of these
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                unk_id=0,
+                minloglevel=2,
+            )
+        except RuntimeError as err:  # "Vocabulary size is smaller than required_chars. 5 vs 2102. ..."
+            needed = re.search(r"required_chars\. \d+ vs (\d+)", str(err))
+            if needed is None:
+                raise
+            raise XtremeError(f"--vocab_size {vocab_size}: too small for the characters of {corpus}; pass "
+                              f"--vocab_size {needed.group(1)} or more") from None
         # XLMRobertaTokenizer reads `sentencepiece.bpe.model` from a directory (the `vocab_file=` constructor
         # silently yields a 5-token vocabulary).
         spm_dir = Path(tmp) / "tok"
@@ -64,7 +77,6 @@ def build_tiny_model(out_dir, corpus: Path = DEFAULT_CORPUS, vocab_size: int = 4
     from transformers import AutoModelForCausalLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(Path(corpus), out_dir, vocab_size)
     torch.manual_seed(seed)
     if architecture == "xlm-roberta":
@@ -78,6 +90,7 @@ def build_tiny_model(out_dir, corpus: Path = DEFAULT_CORPUS, vocab_size: int = 4
         AutoModelForCausalLM.from_config(decoder_config(architecture, tokenizer)).save_pretrained(out_dir)
         tokenizer.pad_token = None  # like Llama/Qwen base checkpoints: the scripts must cope without one
         tokenizer.save_pretrained(out_dir)
+    honour_umask(out_dir.glob("*.safetensors"))
     return out_dir
 
 
@@ -93,4 +106,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

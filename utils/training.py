@@ -70,7 +70,8 @@ class DataArguments(PreprocessingArguments):
     validation_file: list[str] | None = field(default=None, metadata={"help": "Local English dev file(s)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
     overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Allow writing into an output dir that holds another run (nothing is deleted)."})
+        "help": "Start over in an output dir that holds another run (or the same one): nothing of it is resumed, and "
+                "its checkpoints and results are deleted when training starts."})
 
 
 @dataclass
@@ -88,10 +89,14 @@ class XtremeTrainingArguments(TrainingArguments):
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is kept too)."})
     # Speed: batches of similar length, dynamic padding.
     train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "Training batch order."})
-    # With 2+ ranks the 5.x default doubled the reported loss of XLM-R heads.
-    average_tokens_across_devices: bool = field(default=False, metadata={"help": "Average tokens across ranks."})
 
     def __post_init__(self):
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise XtremeError(f"--{name} {getattr(self, name)}: must be 1 or more")
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not bf16_supported():
+            raise XtremeError("--bf16: this machine's accelerator has no bfloat16 support (it needs e.g. an NVIDIA "
+                              "Ampere or newer GPU); use --fp16 instead, or --use_cpu")
         super().__post_init__()  # sets up the device (and the process group) first
         if self.deepspeed and self.use_cpu:
             # On accelerators accelerate starts DeepSpeed's comm layer; with --use_cpu it only starts torch's, and
@@ -108,6 +113,13 @@ class XtremeTrainingArguments(TrainingArguments):
             if is_torch_tf32_available():
                 self.tf32 = True
                 enable_tf32(True)
+
+
+def bf16_supported() -> bool:
+    """Whether the accelerator computes in bfloat16 (the check `TrainingArguments` makes, read through its module)."""
+    from transformers import training_args
+
+    return training_args.is_torch_bf16_gpu_available() or training_args.is_torch_xla_available()
 
 
 def parse_args(*dataclasses):
@@ -162,37 +174,167 @@ def setup_logging(training_args: TrainingArguments) -> None:
                    training_args.parallel_mode.value == "distributed", training_args.fp16, training_args.bf16)
 
 
-def prepare_output_dir(training_args, data_args, run: dict) -> str | None:
-    """Refuse an output dir holding another run; return the checkpoint to resume from, if any.
+# What defines the model a run trains, besides the model, tokenizer and data arguments: an output dir resumes only a
+# run whose values are the same. Logging, saving, evaluation batch sizes, how the global batch is split over
+# processes and accumulation steps, and speed settings may change between the attempts.
+TRAINING_DEFINITION = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+                       "num_train_epochs", "max_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps",
+                       "optim", "optim_args", "label_smoothing_factor", "seed", "data_seed", "train_sampling_strategy",
+                       "fp16", "bf16", "eval_strategy", "eval_steps", "load_best_model_at_end",
+                       "metric_for_best_model", "greater_is_better")
+NOT_DEFINING = {"cache_dir", "token", "trust_remote_code", "overwrite_output_dir", "overwrite_cache",
+                "preprocessing_num_workers"}
+PATH_ARGUMENTS = {"model_name_or_path", "tokenizer_name", "task_spec", "data_dir", "train_file", "validation_file",
+                  "mlm_files"}
+# What a training run writes besides the model files, removed when `--overwrite_output_dir` starts it over.
+RUN_OUTPUTS = ("checkpoint-*", "heads", "results", "predictions", "all_results.json", "train_results.json",
+               "eval_results.json", "trainer_state.json")
+START_OVER = ("pass --overwrite_output_dir to start over (its checkpoints and results are deleted when training "
+              "starts)")
 
-    `run` identifies this run (phase and task). A dir holding the same run resumes from its last checkpoint;
-    a finished one, another task's run, or foreign files need `--overwrite_output_dir` (which deletes nothing).
+
+def run_arguments(model_args, data_args, training_args) -> dict:
+    """The arguments that define the trained model (see TRAINING_DEFINITION), as JSON values; local paths absolute."""
+    from dataclasses import fields
+    from enum import Enum
+
+    def value(name, v):
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, (list, tuple)):
+            return [value(name, item) for item in v]
+        if name in PATH_ARGUMENTS and isinstance(v, str) and os.path.exists(v):
+            return os.path.abspath(v)
+        return v
+
+    arguments = {f.name: getattr(args, f.name) for args in (model_args, data_args) for f in fields(args)
+                 if f.name not in NOT_DEFINING}
+    arguments.update({name: getattr(training_args, name) for name in TRAINING_DEFINITION})
+    arguments["train_batch_size"] = (training_args.per_device_train_batch_size * training_args.world_size
+                                     * training_args.gradient_accumulation_steps)
+    return {name: value(name, v) for name, v in arguments.items()}
+
+
+def check_training_args(training_args) -> None:
+    """Settings under which a phase script would not train (or not train at all as asked) are refused."""
+    script = Path(sys.argv[0]).name
+    if not training_args.do_train:
+        raise XtremeError(f"{script} trains a model and was not given --do_train; pass it (to evaluate a trained "
+                          "model, use run_xtreme_eval.py)")
+    if training_args.learning_rate < 0:
+        raise XtremeError(f"--learning_rate {training_args.learning_rate}: must be 0 or more")
+    if training_args.max_steps == 0 or training_args.max_steps < -1:
+        raise XtremeError(f"--max_steps {training_args.max_steps}: must be at least 1 optimisation step (or -1 to "
+                          "train --num_train_epochs)")
+    if training_args.max_steps < 0 and training_args.num_train_epochs <= 0:
+        raise XtremeError(f"--num_train_epochs {training_args.num_train_epochs:g}: must be more than 0 (at least "
+                          "one optimisation step)")
+
+
+def check_output_location(output_dir: Path) -> None:
+    """The output dir must be a directory we can write, or creatable under one."""
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == output_dir else f"is under {existing}, a file"
+        raise XtremeError(f"output dir {output_dir} {where}; expected a directory (or a new path)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise XtremeError(f"output dir {output_dir}: {existing} is not writable; choose a dir you can write to")
+
+
+@dataclass
+class RunDir:
+    """The output dir of a training run: where it resumes from, and the run marker (`RUN_INFO`) saying what it holds.
+
+    The dir is claimed (marker written, a start over's old outputs removed) only when training starts, so a run that
+    fails before leaves the dir as it was.
     """
-    output_dir = Path(training_args.output_dir)
-    resume = training_args.resume_from_checkpoint
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not data_args.overwrite_output_dir:
-        previous = read_json(output_dir / RUN_INFO)
-        if previous is None:
-            raise XtremeError(f"output dir {output_dir} is not empty and holds no xtreme-inter run; choose another "
-                              "dir or pass --overwrite_output_dir")
-        if {k: previous.get(k) for k in run} != run:
-            raise XtremeError(f"output dir {output_dir} holds another run ({previous.get('phase')} "
-                              f"{previous.get('task')}); choose another dir or pass --overwrite_output_dir")
-        if previous.get("finished") and resume is None:
-            raise XtremeError(f"output dir {output_dir} holds a finished {run.get('task')} run; choose another dir "
-                              "or pass --overwrite_output_dir to train again")
-    if resume is None and training_args.do_train and output_dir.is_dir():
-        resume = last_complete_checkpoint(output_dir)
-        if resume:
-            logger.info("Resuming from %s (pass --overwrite_output_dir with a new dir to start over)", resume)
-    # Every rank has looked at the dir (and chosen the same checkpoint) before the main process writes into it.
-    from accelerate import PartialState
 
-    PartialState().wait_for_everyone()
-    if training_args.should_save:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(output_dir / RUN_INFO, {**run, "finished": False, "environment": environment_info()})
-    return resume
+    path: Path
+    run: dict
+    resume: str | None
+    start_over: bool
+    should_save: bool
+
+    def claim(self) -> None:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()  # every rank has looked at the dir before it changes
+        if self.should_save:
+            if self.start_over:
+                remove_run_outputs(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path / RUN_INFO, {**self.run, "finished": False,
+                                                     "environment": environment_info()})
+        PartialState().wait_for_everyone()
+
+    def finish(self, results: dict) -> None:
+        if self.should_save:
+            path = self.path / RUN_INFO
+            atomic_write_json(path, {**(read_json(path) or {}), **self.run, "finished": True, "results": results})
+
+
+def remove_run_outputs(output_dir: Path) -> None:
+    import shutil
+
+    for pattern in RUN_OUTPUTS:
+        for path in sorted(output_dir.glob(pattern)):
+            logger.info("Starting over (--overwrite_output_dir): removing %s", path)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def prepare_run(phase: str, task: str, model_args, data_args, training_args) -> RunDir:
+    """Check the training settings and the output dir (reading only); return where the run resumes from.
+
+    A dir holding an unfinished run of the same phase, task and arguments (`run_arguments`) resumes from its last
+    complete checkpoint. A finished run, another run, or files that are not ours need `--overwrite_output_dir`,
+    which starts over: nothing of the dir's previous run is resumed, and its checkpoints and results are deleted
+    when the new run starts training.
+    """
+    from .modeling import check_model_dir
+
+    check_training_args(training_args)
+    check_model_dir(model_args.model_name_or_path)
+    output_dir = Path(training_args.output_dir)
+    check_output_location(output_dir)
+    run = {"phase": phase, "task": task, "arguments": run_arguments(model_args, data_args, training_args)}
+    resume, start_over = training_args.resume_from_checkpoint, data_args.overwrite_output_dir
+    if start_over and resume is not None:
+        raise XtremeError("--overwrite_output_dir starts over and --resume_from_checkpoint resumes: pass one of them")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not start_over:
+        check_previous_run(output_dir, run, explicit_resume=resume is not None)
+        if resume is None:
+            resume = last_complete_checkpoint(output_dir)
+        if resume:
+            logger.info("Resuming from %s (an unfinished run of the same arguments; --overwrite_output_dir starts "
+                        "over)", resume)
+    return RunDir(output_dir, run, resume, start_over, training_args.should_save)
+
+
+def check_previous_run(output_dir: Path, run: dict, explicit_resume: bool) -> None:
+    """Refuse a non-empty output dir unless it holds an unfinished run of `run` (or a finished one to resume from an
+    explicit checkpoint)."""
+    previous = read_json(output_dir / RUN_INFO)
+    if previous is None:
+        raise XtremeError(f"output dir {output_dir} is not empty and holds no xtreme-inter run; choose another dir "
+                          f"or {START_OVER}")
+    if (previous.get("phase"), previous.get("task")) != (run["phase"], run["task"]):
+        raise XtremeError(f"output dir {output_dir} holds another run ({previous.get('phase')} "
+                          f"{previous.get('task')}); choose another dir or {START_OVER}")
+    if explicit_resume:  # --resume_from_checkpoint: the user's choice, also with other arguments
+        return
+    if previous.get("finished"):
+        raise XtremeError(f"output dir {output_dir} holds a finished {run['task']} run; choose another dir or "
+                          f"{START_OVER}")
+    before, now = previous.get("arguments"), run["arguments"]
+    if before != now:
+        before = before if isinstance(before, dict) else {}
+        changed = [f"--{name} {before.get(name)} there, {now.get(name)} now"
+                   for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name)]
+        changed = "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+        raise XtremeError(f"output dir {output_dir} holds a {run['task']} run with other arguments ({changed}); "
+                          f"rerun with its arguments to resume it, choose another dir, or {START_OVER}")
 
 
 def last_complete_checkpoint(output_dir: Path) -> str | None:
@@ -226,12 +368,6 @@ CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pyto
                       "pytorch_model.bin.index.json", "adapter_model.safetensors", "adapter_model.bin", "latest")
 
 
-def finish_run(training_args, run: dict, results: dict) -> None:
-    if training_args.should_save:
-        path = Path(training_args.output_dir) / RUN_INFO
-        atomic_write_json(path, {**(read_json(path) or {}), **run, "finished": True, "results": results})
-
-
 _TRAINERS = weakref.WeakSet()
 
 
@@ -248,15 +384,57 @@ class XtremeTrainer(Trainer):
 
     Trainer drops unused columns before building its sampler, so it would re-measure every example; and its
     eval sampler shuffles under `group_by_length`, which would scramble predictions. We sort eval sets ourselves.
+
+    The loss of an optimizer step is the mean over its whole global batch (every micro-batch of every rank) of what
+    the model averages over: examples, labelled tokens (tagging, MLM) or QA windows. Trainer's own scaling assumes
+    that a model taking `**kwargs` normalises by `num_items_in_batch` (and then skips the division by the
+    accumulation steps); the encoders' heads and `ChoiceModel` take `**kwargs` but return a per-batch mean. So the
+    model is never given `num_items_in_batch`, and `compute_loss` weights its per-batch mean by the micro-batch's
+    share of the step's items: 1 x 32, 8 x 4 accumulated and 2 processes x 16 give the same losses, gradients and
+    weights.
     """
+
+    loss_is_scaled_for_ga = True  # compute_loss already divides by the items of the whole step
 
     def __init__(self, *args, evaluator=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.evaluator = evaluator
+        self.model_accepts_loss_kwargs = False  # never pass num_items_in_batch to the model: see the class doc
         _TRAINERS.add(self)  # see release_deepspeed_engines
         from .modeling import check_vocabulary
 
         check_vocabulary(self.processing_class, self.model)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The micro-batches of one optimizer step and the number of loss items in all of them, on every rank."""
+        import torch
+
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        batches = self.prepare_step(batches)
+        items = sum((loss_items(batch) for batch in batches), torch.tensor(0)).to(device)
+        if self.args.world_size > 1:
+            items = self.accelerator.gather(items).sum()
+        return batches, items
+
+    def prepare_step(self, batches: list) -> list:
+        """The micro-batches of a step as the model sees them (a subclass may draw inputs per step here)."""
+        return batches
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+        if num_items_in_batch is not None:  # training: this micro-batch's share of the step (DDP and DeepSpeed
+            # average the ranks' gradients, hence x world size)
+            items = loss_items(inputs).to(loss.device)
+            loss = (loss if items else loss.nan_to_num()) * (items * self.args.world_size / num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
+
+    def _save(self, output_dir=None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:  # safetensors writes its files 0600
+            from .files import honour_umask
+
+            honour_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if self.evaluator is None or eval_dataset is not None:
@@ -321,6 +499,16 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
+def loss_items(batch: dict):
+    """What a model's loss averages over in a batch: labelled positions (labels other than -100: one per example
+    for classification and multiple choice, per token for tagging and MLM), else one per example (QA windows)."""
+    import torch
+
+    if "labels" in batch:
+        return batch["labels"].ne(-100).sum()
+    return torch.tensor(len(batch["input_ids"]))
+
+
 def sort_by_length(dataset):
     """The dataset sorted longest first (fewer pad tokens per batch) and the permutation that undoes it."""
     order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
@@ -340,12 +528,16 @@ def predict_in_order(trainer, dataset):
     return tuple(map(restore, predictions)) if isinstance(predictions, tuple) else restore(predictions)
 
 
-def fit(model, tokenizer, train_features, training_args, resume: str | None, *, data_collator, evaluate_dev=None,
+def fit(model, tokenizer, train_features, training_args, run_dir: RunDir, *, data_collator, evaluate_dev=None,
         dev_features=None, preprocess_logits=None, trainer_class=None, **trainer_kwargs):
     """Train with per-epoch English-dev evaluation (`evaluate_dev(trainer) -> metrics` over `dev_features`, both
-    None without a dev set) and best-checkpoint selection on its `score`; log and save metrics as HF examples do."""
+    None without a dev set) and best-checkpoint selection on its `score`; log and save metrics as HF examples do.
+    The output dir is claimed once everything is checked, just before training starts."""
     from transformers.trainer_utils import IntervalStrategy
 
+    from .modeling import check_tokenizer_encodes
+
+    check_tokenizer_encodes(tokenizer, train_features)
     if evaluate_dev is None:
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
@@ -353,7 +545,8 @@ def fit(model, tokenizer, train_features, training_args, resume: str | None, *, 
         model=model, args=training_args, train_dataset=train_features, eval_dataset=dev_features,
         processing_class=tokenizer, data_collator=data_collator, preprocess_logits_for_metrics=preprocess_logits,
         evaluator=evaluate_dev, **trainer_kwargs)
-    result = trainer.train(resume_from_checkpoint=resume)
+    run_dir.claim()
+    result = trainer.train(resume_from_checkpoint=run_dir.resume)
     metrics = {**result.metrics, "train_samples": len(train_features)}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
