@@ -228,10 +228,6 @@ def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def files(directory: Path) -> dict:
-    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-
-
 def evaluate(model, out, *args):
     return ["--model_name_or_path", model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
             "--output_dir", out, *args]
