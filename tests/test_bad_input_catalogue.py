@@ -228,10 +228,6 @@ def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def files(directory: Path) -> dict:
-    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-
-
 def evaluate(model, out, *args):
     return ["--model_name_or_path", model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
             "--output_dir", out, *args]
@@ -591,6 +587,6 @@ def test_outputs_follow_the_umask(tiny_model_dir, tmp_path):
     finally:
         os.umask(previous)
     modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
-    assert {"model.safetensors", "checkpoint-2/model.safetensors", "xtreme_inter_run.json", "results/pawsx.json",
+    assert {"model.safetensors", "checkpoint-2/model.safetensors", "xtreme_inter_run.json", "results/pawsx.dev.json",
             "predictions/pawsx/dev-de.tsv"} <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != oct(0o664)} == {}

@@ -2,7 +2,8 @@ import warnings
 
 import pytest
 
-from utils.metrics import _chunks, accuracy, classification_metrics, seqeval_scores, tagging_metrics
+from metrics.xtreme.xtreme_metrics import accuracy, seqeval_chunks, seqeval_scores
+from utils.metrics import classification_metrics, tagging_metrics
 
 
 def test_accuracy_hand_computed():
@@ -53,5 +54,5 @@ def test_upos_types_are_seqeval_0012s_whole_tag():
 def test_chunks_follow_seqeval_0012_rules():
     # I after O starts a chunk; B-X I-Y splits by type; E and S end chunks; sentences never join across the "O"
     gold = [["O", "I-PER", "I-PER", "B-LOC", "I-ORG"], ["B-X", "E-X", "S-X"], ["I-PER"], ["I-PER"]]
-    assert _chunks(gold) == {("PER", 1, 2), ("LOC", 3, 3), ("ORG", 4, 4), ("X", 6, 7), ("X", 8, 8),
+    assert seqeval_chunks(gold) == {("PER", 1, 2), ("LOC", 3, 3), ("ORG", 4, 4), ("X", 6, 7), ("X", 8, 8),
                              ("PER", 10, 10), ("PER", 12, 12)}

@@ -16,9 +16,9 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from utils.errors import XtremeError
-from utils.report import (MISSING, BrokenResults, Summary, discover, language_score, main, write_report,
-                          xtreme_scores)
+from utils.report import MISSING, BrokenResults, Summary, discover, main, write_report
 from utils.results import results_path
+from utils.score import language_score, xtreme_scores
 
 GRID = FIXTURES / "results" / "grid"
 

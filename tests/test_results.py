@@ -126,3 +126,21 @@ def test_weights_fingerprint_of_a_sharded_checkpoint(tiny_model_dir, tmp_path):
     tensors[name].view(-1)[0] += 1
     save_file(tensors, shards[-1], metadata={"format": "pt"})
     assert weights_fingerprint(sharded) != fingerprint
+
+
+def test_environment_info_names_the_libraries_and_the_commit(tmp_path):
+    import subprocess
+    from importlib import metadata
+    from unittest import mock
+
+    from conftest import ROOT
+
+    from utils import results
+
+    info = results.environment_info()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert info["git_commit"] == commit and isinstance(info["git_dirty"], bool)
+    for package in ("torch", "transformers", "datasets", "accelerate", "deepspeed", "peft"):
+        assert info[package] == metadata.version(package)
+    with mock.patch.object(results, "__file__", str(tmp_path / "utils" / "results.py")):  # not a git checkout
+        assert results._git_state() == {"git_commit": None, "git_dirty": None}

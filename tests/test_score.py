@@ -139,6 +139,15 @@ def test_tagging_sentence_mismatch_is_named(tmp_path):
         S.score_folder(predictions, labels)
 
 
+def test_bucc_line_without_a_pair_is_named(tmp_path):
+    predictions, labels = _copy_task(tmp_path, "bucc2018")
+    path = predictions / "bucc2018/test-de.tsv"
+    path.write_text(path.read_text().replace("\t", " ", 1))
+    with pytest.raises(XtremeError, match=r"test-de\.tsv \(labels .*test-de\.tsv\): BUCC: expected rows of \(source id, "
+                       r"English id\) pairs"):
+        S.score_folder(predictions, labels)
+
+
 def test_no_task_folder(tmp_path):
     with pytest.raises(XtremeError, match="no XTREME task folder"):
         S.score_folder(tmp_path, MOCK / "labels")

@@ -10,13 +10,15 @@ import json
 from collections.abc import Callable
 from typing import Protocol
 
+from metrics.xtreme.xtreme_metrics import qa_scores
+
 from .cache import cached_map
 from .errors import XtremeError
 from .metrics import classification_metrics, tagging_metrics
 from .preprocess import classification_features, multiple_choice_features, reassemble_tagging, tagging_features
 from .qa import postprocess_qa_predictions, prepare_eval_features, prepare_train_features
-from .qa_metrics import mlqa_scores, squad_scores, squad_v2_scores
-from .tasks import CLASSIFICATION, MLQA, MULTIPLE_CHOICE, QA, TAGGING
+from .qa_metrics import squad_v2_scores
+from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 from .training import predict_in_order
 
 
@@ -147,8 +149,10 @@ class QuestionAnswering:
             metrics = squad_v2_scores(spans, references, na_probs=null_diffs, null_threshold=threshold)
             metrics["score"] = (metrics["exact"] + metrics["f1"]) / 2
         elif any(references.values()):
-            metrics = (mlqa_scores(predictions, references, lang) if task.metric == MLQA
-                       else squad_scores(predictions, references))
+            try:
+                metrics = qa_scores(task.metric, predictions, references, lang)
+            except ValueError as err:
+                raise XtremeError(f"task {task.name}, {lang}: {err}") from None
             metrics["score"] = (metrics["exact_match"] + metrics["f1"]) / 2
         return metrics, json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
 

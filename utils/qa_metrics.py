@@ -1,114 +1,11 @@
-"""Extractive QA metrics, re-implementing the official scripts: SQuAD v1.1 (XQuAD, TyDiQA-GoldP), MLQA (language-
-specific normalisation) and SQuAD 2.0 (HasAns/NoAns, best null threshold).
+"""SQuAD 2.0's metric (`evaluate-v2.0.py`: HasAns/NoAns, best null threshold), for the SQuAD 2.0 intermediate task.
 
-`predictions` maps question id -> answer text; `references` maps question id -> gold answer texts. Every question in
-`references` is scored; ids only in `predictions` are ignored. EM and F1 are x100.
+`predictions` maps question id -> answer text; `references` maps question id -> gold answer texts (`[]`:
+unanswerable). EM and F1 are x100. XTREME's QA metrics (SQuAD v1.1, MLQA) are in `metrics.xtreme.xtreme_metrics`.
 """
 
-import re
-import string
-import unicodedata
-from collections import Counter
-from collections.abc import Callable
-
+from metrics.xtreme.xtreme_metrics import normalize_squad, token_f1
 from utils.errors import XtremeError
-
-# ---------------------------------------------------------------- SQuAD v1.1 (third_party/evaluate_squad.py)
-
-_ASCII_PUNCT = frozenset(string.punctuation)
-_EN_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_squad(text: str) -> str:
-    """Lowercase, drop ASCII punctuation, replace English articles by a space, collapse whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in _ASCII_PUNCT)
-    return " ".join(_EN_ARTICLES.sub(" ", text).split())
-
-
-def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
-    common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def _score(predictions: dict[str, str], references: dict[str, list[str]], tokens: Callable[[str], list[str]]) -> dict:
-    """Max EM/F1 over the gold answers per question, averaged over all questions (missing predictions score 0)."""
-    em = f1 = 0.0
-    for qid, golds in references.items():
-        if not golds:
-            raise XtremeError(f"question {qid}: no gold answer (unanswerable questions need squad_v2_scores)")
-        if qid not in predictions:
-            continue
-        pred = tokens(predictions[qid])
-        em += max(float(pred == tokens(gold)) for gold in golds)
-        f1 += max(_f1(pred, tokens(gold)) for gold in golds)
-    total = len(references)
-    return {"exact_match": 100.0 * em / total if total else 0.0, "f1": 100.0 * f1 / total if total else 0.0}
-
-
-def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
-    """SQuAD v1.1 `{"exact_match", "f1"}` (x100)."""
-    return _score(predictions, references, lambda text: normalize_squad(text).split())
-
-
-# ---------------------------------------------------------------- MLQA (third_party/evaluate_mlqa.py)
-
-
-def _is_punct(ch: str) -> bool:
-    """Official PUNCT set: every Unicode category P* character plus `string.punctuation` (which adds $+<=>^`|~)."""
-    return ch in _ASCII_PUNCT or unicodedata.category(ch).startswith("P")
-
-
-_ARTICLES = {
-    "en": re.compile(r"\b(a|an|the)\b"),
-    "es": re.compile(r"\b(un|una|unos|unas|el|la|los|las)\b"),
-    "de": re.compile(r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b"),
-    "vi": re.compile(r"\b(của|là|cái|chiếc|những)\b"),
-    "ar": re.compile(r"\sال^|ال"),  # the official regex: in effect every "ال" becomes a space
-    "hi": None,
-    "zh": None,
-}
-MLQA_LANGS = tuple(_ARTICLES)
-
-
-def _check_lang(lang: str) -> None:
-    if lang not in _ARTICLES:
-        raise XtremeError(f"MLQA metric: unknown language {lang!r} (expected one of {', '.join(MLQA_LANGS)})")
-
-
-def _mixed_segmentation(text: str) -> list[str]:
-    """Each CJK ideograph and punctuation char is a token; the runs between them are split on whitespace."""
-    tokens, run = [], ""
-    for ch in text:
-        if "\u4e00" <= ch <= "\u9fa5" or _is_punct(ch):
-            tokens.extend(run.split())
-            tokens.append(ch)
-            run = ""
-        else:
-            run += ch
-    tokens.extend(run.split())
-    return tokens
-
-
-def normalize_mlqa(text: str, lang: str) -> str:
-    """Lowercase -> drop Unicode+ASCII punctuation -> drop `lang`'s articles -> tokenise -> join with spaces."""
-    _check_lang(lang)
-    text = "".join(ch for ch in text.lower() if not _is_punct(ch))
-    if _ARTICLES[lang] is not None:
-        text = _ARTICLES[lang].sub(" ", text)
-    tokens = _mixed_segmentation(text) if lang == "zh" else text.split()
-    return " ".join(t for t in tokens if t.strip())
-
-
-def mlqa_scores(predictions: dict[str, str], references: dict[str, list[str]], lang: str) -> dict[str, float]:
-    """MLQA `{"exact_match", "f1"}` (x100) for the context language `lang` (one of `MLQA_LANGS`)."""
-    _check_lang(lang)
-    return _score(predictions, references, lambda text: normalize_mlqa(text, lang).split())
-
-
-# ---------------------------------------------------------------- SQuAD 2.0 (evaluate-v2.0.py)
 
 
 def _v2_tokens(text: str) -> list[str]:
@@ -119,7 +16,7 @@ def _v2_f1(gold: str, pred: str) -> float:
     gold_tokens, pred_tokens = _v2_tokens(gold), _v2_tokens(pred)
     if not gold_tokens or not pred_tokens:  # a no-answer on either side: 1 if both are empty
         return float(gold_tokens == pred_tokens)
-    return _f1(pred_tokens, gold_tokens)
+    return token_f1(pred_tokens, gold_tokens)
 
 
 def _best_threshold(predictions, raw, na_probs, has_ans) -> tuple[float, float]:

@@ -206,17 +206,33 @@ def write_predictions(output_dir: str | Path, task: str, filename: str, text: st
     return path
 
 
-def environment_info() -> dict:
-    """What produced a result: library versions and the project's git commit."""
-    import datasets
-    import torch
-    import transformers
+PROVENANCE_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "deepspeed", "peft")
 
+
+def environment_info() -> dict:
+    """What produced a result: the Python version, the versions of the libraries installed among
+    `PROVENANCE_PACKAGES`, the project's git commit and whether tracked files differ from it (`git_dirty`)."""
+    from importlib import metadata
+
+    info = {"python": platform.python_version()}
+    for package in PROVENANCE_PACKAGES:
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {**info, **_git_state()}
+
+
+def _git_state() -> dict:
+    """`git_commit` and `git_dirty` of the project's checkout (None when it is not a git checkout)."""
     root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+        commit = git("rev-parse", "HEAD") or None
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
     except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "datasets": datasets.__version__, "git_commit": commit}
+        commit = dirty = None
+    return {"git_commit": commit, "git_dirty": dirty}

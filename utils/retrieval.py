@@ -20,9 +20,9 @@ from collections import Counter
 import numpy as np
 import torch
 
+from metrics.xtreme.xtreme_metrics import accuracy, bucc_scores, prf
 from utils.bitext import MiningData, read_mining, read_paired
 from utils.errors import MissingDataError, XtremeError
-from utils.metrics import accuracy
 from utils.tasks import NEAREST, Task
 
 POOLINGS = ("mean", "cls", "last")
@@ -297,20 +297,6 @@ def bucc_candidates(
     ]
 
 
-def _prf(n_correct: int, n_predicted: int, n_gold: int) -> tuple[float, float, float]:
-    """(precision, recall, F1) as fractions; all 0 when nothing is correct (XTREME's `bucc_f1`, `bucc_optimize`)."""
-    if n_correct == 0:
-        return 0.0, 0.0, 0.0
-    precision, recall = n_correct / n_predicted, n_correct / n_gold
-    return precision, recall, 2 * precision * recall / (precision + recall)
-
-
-def bucc_scores(predicted: set, gold: set) -> dict:
-    """Precision, recall and F1 (x100) of predicted (src_id, en_id) pairs against the gold pairs (`bucc_f1`)."""
-    precision, recall, f1 = _prf(len(predicted & gold), len(predicted), len(gold))
-    return {"f1": f1 * 100, "precision": precision * 100, "recall": recall * 100}
-
-
 def bucc_optimize_threshold(
     candidates: list[tuple[str, str, float]], gold: set[tuple[str, str]]
 ) -> tuple[float, float, float, float]:
@@ -326,9 +312,9 @@ def bucc_optimize_threshold(
     best, threshold, n_correct = (0.0, 0.0, 0.0), 0.0, 0
     for n, (src_id, en_id, score) in enumerate(ranked, 1):
         n_correct += (src_id, en_id) in gold
-        prf = _prf(n_correct, n, len(gold))
-        if prf[2] > best[2]:
-            best = prf
+        scores = prf(n_correct, n, len(gold))
+        if scores[2] > best[2]:
+            best = scores
             threshold = (score + ranked[n][2]) / 2 if n < len(ranked) else score
     return (threshold, *(value * 100 for value in best))
 

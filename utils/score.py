@@ -4,8 +4,8 @@
 
 Both folders are in XTREME's layout, `{task}/{split}-{lang}.tsv` (`.json` for the QA tasks): a submission and the
 hidden labels, dev labels and this project's `predictions/` folder, a colleague's submission. Every task folder
-present in both is scored language by language with the metric functions the scripts use (`utils.metrics`,
-`utils.qa_metrics`, `utils.retrieval`), then averaged as XTREME does:
+present in both is scored language by language with XTREME's metrics (`metrics.xtreme.xtreme_metrics`, which the
+scripts and the `evaluate` module `metrics/xtreme` use too), then averaged as XTREME does:
 
 - a task's average of each metric is the plain mean over its languages, summed in XTREME's language order;
 - its score is (EM + F1)/2 for the QA tasks, else F1 where there is one, else accuracy;
@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from metrics.xtreme.xtreme_metrics import compute
+
 from .errors import XtremeError, load_json, run_main
 from .tasks import CATEGORIES as CATEGORY_NAMES
-from .tasks import CLASSIFICATION, MINING, MLQA, NEAREST, QA, TAGGING, TASKS
+from .tasks import CLASSIFICATION, MINING, NEAREST, QA, TAGGING, TASKS
 
 XTREME_TASKS = tuple(name for category in CATEGORY_NAMES for name, t in TASKS.items() if t.category == category)
 CATEGORIES = {category: tuple(name for name in XTREME_TASKS if TASKS[name].category == category)
@@ -127,44 +129,58 @@ def _same_length(predictions: list, labels: list, prediction_path: Path, label_p
                           "expected one per labelled example, in the same order")
 
 
-def score_file(task: str, lang: str, prediction_path: Path, label_path: Path) -> dict:
-    """One language's metrics from a predictions file and a labels file in XTREME's formats."""
-    from .metrics import classification_metrics, tagging_metrics
-    from .qa_metrics import mlqa_scores, squad_scores
+def _read_qa(prediction_path: Path, label_path: Path) -> tuple[list, list]:
+    """Per question of the labels file (in its order): the predicted answer (None: none) and the gold answers."""
+    predictions, references = load_json(prediction_path), _squad_references(label_path)
+    if not isinstance(predictions, dict) or not all(isinstance(v, str) for v in predictions.values()):
+        raise XtremeError(f"{prediction_path}: expected a JSON object of question id -> answer text")
+    return [predictions.get(qid) for qid in references], list(references.values())
+
+
+def _read_pairs(path: Path) -> list[tuple[str, ...]]:
+    """BUCC's `source id<TAB>English id` lines."""
+    return [tuple(line.split("\t")) for line in _lines(path) if line]
+
+
+def _read_sentences(prediction_path: Path, label_path: Path) -> tuple[list, list]:
+    predictions, labels = _sentences(prediction_path), _sentences(label_path)
+    _same_length(predictions, labels, prediction_path, label_path, "sentences")
+    for number, (predicted, gold) in enumerate(zip(predictions, labels), 1):
+        if len(predicted) != len(gold):
+            raise XtremeError(f"{prediction_path}: sentence {number} has {len(predicted)} tags but "
+                              f"{len(gold)} in {label_path}")
+    return predictions, labels
+
+
+def read_submission(task: str, prediction_path: Path, label_path: Path) -> tuple[list, list]:
+    """One language's predictions and labels in XTREME's files, as `xtreme_metrics.compute` takes them."""
     from .bitext import read_indices
-    from .retrieval import bucc_scores
 
     kind, search = TASKS[task].kind, TASKS[task].search
     if kind == QA:
-        predictions, references = load_json(prediction_path), _squad_references(label_path)
-        if not isinstance(predictions, dict) or not all(isinstance(v, str) for v in predictions.values()):
-            raise XtremeError(f"{prediction_path}: expected a JSON object of question id -> answer text")
-        if TASKS[task].metric == MLQA:
-            return mlqa_scores(predictions, references, lang)
-        return squad_scores(predictions, references)
-    if search == MINING:
-        pairs = [set(tuple(line.split("\t")) for line in _lines(path) if line)
-                 for path in (prediction_path, label_path)]
-        return bucc_scores(*pairs)
-    if search == NEAREST:
-        predictions, labels = read_indices(prediction_path), read_indices(label_path)
-        _same_length(predictions, labels, prediction_path, label_path, "lines")
-        return {"accuracy": classification_metrics(predictions, labels)["accuracy"]}
+        return _read_qa(prediction_path, label_path)
+    if search == MINING:  # BUCC: the mined pairs, as one set
+        return [_read_pairs(prediction_path)], [_read_pairs(label_path)]
     if kind == TAGGING:
-        predictions, labels = _sentences(prediction_path), _sentences(label_path)
-        _same_length(predictions, labels, prediction_path, label_path, "sentences")
-        for number, (predicted, gold) in enumerate(zip(predictions, labels), 1):
-            if len(predicted) != len(gold):
-                raise XtremeError(f"{prediction_path}: sentence {number} has {len(predicted)} tags but "
-                                  f"{len(gold)} in {label_path}")
-        metrics = tagging_metrics(labels, predictions)
+        return _read_sentences(prediction_path, label_path)
+    if search == NEAREST:  # Tatoeba: an index per English sentence
+        predictions, labels = read_indices(prediction_path), read_indices(label_path)
     elif kind == CLASSIFICATION:
         predictions, labels = _lines(prediction_path), _lines(label_path)
-        _same_length(predictions, labels, prediction_path, label_path, "lines")
-        metrics = classification_metrics(predictions, labels)
     else:
         raise XtremeError(f"task {task}: not one of XTREME's tasks")
-    return {k: v for k, v in metrics.items() if k != "score"}
+    _same_length(predictions, labels, prediction_path, label_path, "lines")
+    return predictions, labels
+
+
+def score_file(task: str, lang: str, prediction_path: Path, label_path: Path) -> dict:
+    """One language's metrics from a predictions file and a labels file in XTREME's formats, computed by XTREME's
+    metric (`metrics.xtreme.xtreme_metrics`, the code of the `evaluate` module `metrics/xtreme`)."""
+    predictions, labels = read_submission(task, prediction_path, label_path)
+    try:
+        return compute(task, predictions, labels, lang)
+    except ValueError as err:
+        raise XtremeError(f"{prediction_path} (labels {label_path}): {err}") from None
 
 
 # --------------------------------------------------------------------------------------------- a whole folder

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 import time
 
 from ..results import atomic_write_json
 from .plan import Plan
-from .steps import LOG_FILE, ROOT, SCRIPTS, STEP_FILE, Step, read_json
+from .steps import LOG_FILE, SCRIPTS, STEP_FILE, Step, read_json
 
 STATE_FILE, LOCK_FILE = "grid_state.json", ".grid.lock"
 # Fields of step.json that always describe the plan's step as it is now (recomputed on every write).
@@ -32,27 +30,6 @@ def parse_time(value) -> float | None:
         return time.mktime(time.strptime(value, "%Y-%m-%dT%H:%M:%S"))
     except (TypeError, ValueError):
         return None
-
-
-def versions() -> dict:
-    """Library versions and the project's git commit, recorded with every step that runs."""
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for package in ("torch", "transformers", "datasets", "accelerate", "deepspeed", "peft"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    try:
-        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        out["git_commit"] = git.stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10)
-        out["git_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        out["git_commit"] = None
-    return out
 
 
 def _upstream(step: Step) -> list[dict]:

@@ -22,7 +22,8 @@ from pathlib import Path
 from .local import Handle
 from .process import Lock, output_lock, step_lock
 from .progress import TERMINAL, Progress, fmt_seconds
-from .records import LOCK_FILE, STATE_FILE, now, parse_time, versions, write_record, write_state
+from ..results import environment_info
+from .records import LOCK_FILE, STATE_FILE, now, parse_time, write_record, write_state
 from .steps import Step
 
 NOT_DONE = ("failed", "incomplete", "blocked")
@@ -209,7 +210,7 @@ class Grid:
             self.ended(step, outcome)
             return True
         note = self.clear_if_stale(step)
-        self.env = self.env or versions()
+        self.env = self.env or environment_info()
         base = {"status": "running", "run_id": uuid.uuid4().hex[:12], "started": now(), "environment": self.env}
         handle = self.pool.start(step, lock)
         base.update(handle.info)

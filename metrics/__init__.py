@@ -1,0 +1,1 @@
+"""`evaluate` metric modules, each a folder that `evaluate.load("metrics/NAME", ...)` loads offline."""
