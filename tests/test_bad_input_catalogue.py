@@ -290,7 +290,7 @@ def test_resume_with_other_evaluation_arguments(pawsx_model, tmp_path, capsys):
     run_script("run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de,en"), "--resume", *QUIET,
                                    "--per_device_eval_batch_size", 8, "--preprocessing_num_workers", 1])
     assert set(read_json(results_path(out, "pawsx", "dev"))["languages"]) == {"de", "en"}
-    assert (out / "predictions/pawsx/dev-de.tsv").read_bytes() == before[out / "predictions/pawsx/dev-de.tsv"]
+    assert (out / "predictions/pawsx/dev-de.tsv").read_bytes() == before["predictions/pawsx/dev-de.tsv"]
 
 
 def test_test_split_after_dev_keeps_the_dev_results(pawsx_model, tmp_path):
