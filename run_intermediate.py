@@ -18,12 +18,12 @@ from utils.errors import run_main
 from utils.kinds import fit_task, get_kind
 from utils.modeling import load_model, load_tokenizer, save_encoder
 from utils.multitask import SAMPLERS, run_multitask
-from utils.tasks import get_task
+from utils.tasks import PAPER_INTERMEDIATE_TASKS, get_task
 from utils.training import (DataArguments, ModelArguments, XtremeTrainingArguments, parse_args, prepare_run,
                             setup_logging)
 
 logger = logging.getLogger(__name__)
-ALL_TASKS = "anli_plus,mnli,qqp,squad_v1,squad_v2,hellaswag,commonsenseqa,cosmosqa,ccg"
+ALL_TASKS = ",".join(PAPER_INTERMEDIATE_TASKS)
 
 
 @dataclass

@@ -8,7 +8,8 @@ are written in XTREME's submission layout, `{output_dir}/predictions/{task}/{spl
 the split). A language whose file is missing is reported and skipped; a run that evaluates no language at all fails,
 naming the file each one expected. `--output_dir` defaults to the model dir. `--resume` keeps the languages of a
 results file written by the same evaluation (model path and weights, split, arguments).
-BUCC 2018 and Tatoeba need no task head: they embed sentences with any encoder, e.g. a phase-1 output dir.
+Retrieval tasks (BUCC 2018, Tatoeba, a spec's) need no task head: they embed sentences with any encoder, e.g. a
+phase-1 output dir.
 
     python run_xtreme_eval.py --model_name_or_path runs/mnli-pawsx --task pawsx --languages all --split test
 """
@@ -23,7 +24,7 @@ from utils.kinds import check_max_seq_length, get_kind
 from utils.modeling import check_model_dir, check_vocabulary, hub_kwargs, load_model, load_tokenizer
 from utils.results import (ResultsFile, environment_info, format_table, weights_fingerprint,
                            write_predictions)
-from utils.retrieval import default_layer, embed_sentences, evaluate_bucc, evaluate_tatoeba
+from utils.retrieval import default_layer, embed_sentences, evaluate_retrieval
 from utils.tasks import QA, RETRIEVAL, get_task
 from utils.training import (ModelArguments, PreprocessingArguments, XtremeTrainer, XtremeTrainingArguments,
                             parse_args, setup_logging)
@@ -47,8 +48,8 @@ class EvalArguments(PreprocessingArguments):
     search_backend: str = field(default="torch", metadata={"help": "Retrieval k-NN search.",
                                                            "choices": ["torch", "faiss"]})
     labels_file: str | None = field(default=None, metadata={
-        "help": "Tatoeba in XTREME's hidden-label layout (sorted English side): the labels file, a pattern with "
-                "{lang}, e.g. labels/tatoeba/test-{lang}.tsv."})
+        "help": "Nearest-neighbour retrieval (Tatoeba) with an English side in another order (XTREME's sorted "
+                "layout): the labels file, a pattern with {lang}, e.g. labels/tatoeba/test-{lang}.tsv."})
 
 
 @dataclass
@@ -89,8 +90,9 @@ def head_evaluator(model_args, eval_args, training_args, task, spec_files):
     return evaluate
 
 
-def retrieval_evaluator(model_args, eval_args, training_args, task):
-    """Per-language BUCC/Tatoeba evaluation of any encoder (a phase-1 dir or a Hub checkpoint), loaded once."""
+def retrieval_evaluator(model_args, eval_args, training_args, task, spec_files):
+    """Per-language retrieval evaluation (BUCC, Tatoeba, a spec's) of any encoder (a phase-1 dir or a Hub
+    checkpoint), loaded once."""
     import torch
     from transformers import AutoModel
 
@@ -110,12 +112,9 @@ def retrieval_evaluator(model_args, eval_args, training_args, task):
     search = {"block_size": eval_args.block_size, "backend": eval_args.search_backend}
 
     def evaluate(lang):
-        if task.name == "tatoeba":
-            labels_file = eval_args.labels_file.format(lang=lang) if eval_args.labels_file else None
-            metrics, predictions, n = evaluate_tatoeba(embed, eval_args.data_dir, lang, labels_file=labels_file,
-                                                       **search)
-        else:
-            metrics, predictions, n = evaluate_bucc(embed, eval_args.data_dir, lang, eval_args.split, **search)
+        labels_file = eval_args.labels_file.format(lang=lang) if eval_args.labels_file else None
+        metrics, predictions, n = evaluate_retrieval(embed, task, lang, eval_args.split, eval_args.data_dir,
+                                                     spec_files, labels_file, **search)
         return {**(metrics or {}), "layer": layer}, predictions, ".tsv", n
 
     return evaluate
@@ -157,7 +156,7 @@ def main():
         raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
 
     if task.kind == RETRIEVAL:
-        evaluate = retrieval_evaluator(model_args, eval_args, training_args, task)
+        evaluate = retrieval_evaluator(model_args, eval_args, training_args, task, spec_files)
     else:
         evaluate = head_evaluator(model_args, eval_args, training_args, task, spec_files)
     main_process = training_args.process_index == 0

@@ -3,7 +3,10 @@
 import pytest
 from conftest import XTREME_DIR
 
-from utils.data import encode_labels, load_split, read_conll_tsv, read_conllu, read_rows
+from utils.data import load_split, read_rows
+from utils.data.conllu import read_conllu
+from utils.data.labels import encode_labels
+from utils.data.readers import read_conll_tsv
 from utils.errors import MissingDataError, XtremeError
 from utils.tasks import NLI_LABELS, TASKS, get_task, load_task_spec
 

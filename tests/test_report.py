@@ -267,7 +267,7 @@ def test_both_splits_of_a_target_are_never_mixed(tmp_path):
         write_report(tmp_path / "single", tmp_path / "out")
 
 
-# ----------------------------------------------------------------------------- aligned vs base (issue 9)
+# ----------------------------------------------------------------------------- aligned vs base
 #
 # tests/fixtures/results/pairs: the pair `qwen2.5-0.5b` = base `qwen` + aligned `qwen-instruct` (grid_state.json and
 # every step.json say so), settings none and mnli, targets xnli and pawsx (udpos planned, never run), seeds 1 and 2,

@@ -9,7 +9,12 @@ from conftest import XTREME_DIR
 
 from metrics.xtreme.xtreme_metrics import bucc_scores
 from utils import retrieval as R
+from utils.bitext import load_hub_paired, read_mining, read_paired
 from utils.errors import XtremeError
+from utils.tasks import TASKS
+from utils.tasks.xtreme import TATOEBA_LANG3
+
+TATOEBA, BUCC = TASKS["tatoeba"], TASKS["bucc2018"]
 
 TATOEBA_DIR = XTREME_DIR / "tatoeba"
 BUCC_DIR = XTREME_DIR / "bucc2018"
@@ -42,13 +47,13 @@ def one_hot_lookup(groups: list[list[str]], common: float = 0.0) -> callable:
 
 
 def test_tatoeba_codes_cover_xtreme():
-    assert list(R.TATOEBA_LANG3) == XTREME_TATOEBA.split()
-    assert len(set(R.TATOEBA_LANG3.values())) == 36
-    codes = {c: R.TATOEBA_LANG3[c] for c in ("fa", "sw", "zh", "tl", "ar", "de")}
+    assert list(TATOEBA_LANG3) == XTREME_TATOEBA.split()
+    assert len(set(TATOEBA_LANG3.values())) == 36
+    codes = {c: TATOEBA_LANG3[c] for c in ("fa", "sw", "zh", "tl", "ar", "de")}
     assert codes == {"fa": "pes", "sw": "swh", "zh": "cmn", "tl": "tgl", "ar": "ara", "de": "deu"}
-    assert R.tatoeba_codes("pes") == ("fa", "pes") and R.tatoeba_codes("sw") == ("sw", "swh")
-    with pytest.raises(XtremeError, match="not an XTREME Tatoeba language"):
-        R.tatoeba_codes("yo")
+    assert TATOEBA.code("pes") == ("fa", "pes") and TATOEBA.code("sw") == ("sw", "swh")
+    with pytest.raises(XtremeError, match="not a language of task tatoeba"):
+        TATOEBA.code("yo")
 
 
 def test_default_layer(tiny_model):
@@ -123,7 +128,7 @@ def test_knn_blocked_torch_matches_faiss():
 
 @pytest.mark.parametrize("lang", ["deu", "fra", "cmn"])
 def test_tatoeba_tiny_model_blocked_unblocked_faiss(tiny_model, tiny_tokenizer, lang):
-    data = R.read_tatoeba(XTREME_DIR, lang)  # found under XTREME_DIR/tatoeba/
+    data = read_paired(TATOEBA, XTREME_DIR, lang)  # found under XTREME_DIR/tatoeba/
     assert len(data.sentences) == len(data.en_sentences) == 100 and data.gold == list(range(100))
     layer = R.default_layer(tiny_model.config)
     src = R.embed_sentences(tiny_model, tiny_tokenizer, data.sentences, layer, batch_size=32)
@@ -137,7 +142,7 @@ def test_tatoeba_tiny_model_blocked_unblocked_faiss(tiny_model, tiny_tokenizer, 
 
 
 def test_tatoeba_one_hot_model_is_perfect_and_shuffling_breaks_it(tmp_path):
-    data = R.read_tatoeba(TATOEBA_DIR, "de")
+    data = read_paired(TATOEBA, TATOEBA_DIR, "de")
     embed = one_hot_lookup([[src, en] for src, en in zip(data.sentences, data.en_sentences)])
     result = R.tatoeba_accuracy(embed(data.sentences), embed(data.en_sentences), data.gold)
     assert result["accuracy"] == result["accuracy_xx2en"] == 100.0
@@ -147,21 +152,21 @@ def test_tatoeba_one_hot_model_is_perfect_and_shuffling_breaks_it(tmp_path):
     random.Random(0).shuffle(shuffled)
     (tmp_path / "tatoeba.deu-eng.deu").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
     (tmp_path / "tatoeba.deu-eng.eng").write_text("\n".join(data.en_sentences) + "\n", encoding="utf-8")
-    broken = R.read_tatoeba(tmp_path, "de")
+    broken = read_paired(TATOEBA, tmp_path, "de")
     result = R.tatoeba_accuracy(embed(broken.sentences), embed(broken.en_sentences), broken.gold)
     assert result["accuracy"] < 5 and result["accuracy_xx2en"] < 5
 
 
 def test_tatoeba_xtreme_layout_with_labels(tmp_path):
-    data = R.read_tatoeba(TATOEBA_DIR, "fr")
+    data = read_paired(TATOEBA, TATOEBA_DIR, "fr")
     order = sorted(range(100), key=lambda i: data.en_sentences[i])  # XTREME sorts the English side
     (tmp_path / "fr-en.fr").write_text("\n".join(data.sentences) + "\n", encoding="utf-8")
     (tmp_path / "fr-en.en").write_text("\n".join(data.en_sentences[i] for i in order) + "\n", encoding="utf-8")
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"[{i}]\n" if n % 2 else f"{i}\n" for n, i in enumerate(order)), encoding="utf-8")
 
-    assert R.read_tatoeba(tmp_path, "fr").gold is None  # alignment hidden without labels
-    hidden = R.read_tatoeba(tmp_path, "fra", labels_file=labels)
+    assert read_paired(TATOEBA, tmp_path, "fr").gold is None  # alignment hidden without labels
+    hidden = read_paired(TATOEBA, tmp_path, "fra", labels_file=labels)
     embed = one_hot_lookup([[src, en] for src, en in zip(data.sentences, data.en_sentences)])
     result = R.tatoeba_accuracy(embed(hidden.sentences), embed(hidden.en_sentences), hidden.gold, block_size=16)
     assert result["accuracy"] == result["accuracy_xx2en"] == 100.0
@@ -177,7 +182,7 @@ def test_tatoeba_predictions_in_submission_order_from_every_layout(tmp_path, mon
 
     from utils.score import score_file
 
-    data = R.read_tatoeba(TATOEBA_DIR, "de")
+    data = read_paired(TATOEBA, TATOEBA_DIR, "de")
     german, english = data.sentences[:40], data.en_sentences[:40]
     english[7] = "  " + english[7]  # leading spaces move a line once stripped
     embed = one_hot_lookup([[g, e, e.strip()] for g, e in zip(german, english)])
@@ -198,7 +203,7 @@ def test_tatoeba_predictions_in_submission_order_from_every_layout(tmp_path, mon
 
     predictions = tmp_path / "test-de.tsv"
     for data_dir, labels_file in ((laser, None), (None, None), (xtreme, labels)):
-        metrics, text, _ = R.evaluate_tatoeba(embed, data_dir, "de", labels_file=labels_file)
+        metrics, text, _ = R.evaluate_nearest(embed, TATOEBA, "de", data_dir=data_dir, labels_file=labels_file)
         predictions.write_text(text)
         assert metrics["accuracy"] == 75.0
         assert score_file("tatoeba", "de", predictions, labels) == {"accuracy": 75.0}
@@ -215,7 +220,7 @@ def test_tatoeba_hub_loader(monkeypatch):
         return datasets.Dataset.from_dict(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    data = R.load_tatoeba_hub("de")
+    data = load_hub_paired(TATOEBA, "test", "de")
     assert calls == [("google/xtreme", "tatoeba.deu", "validation")]
     assert (data.sentences, data.en_sentences, data.gold) == (["Hallo.", "Danke."], ["Hello.", "Thanks."], [0, 1])
 
@@ -223,10 +228,10 @@ def test_tatoeba_hub_loader(monkeypatch):
 def test_tatoeba_bad_files(tmp_path):
     (tmp_path / "tatoeba.deu-eng.deu").write_text("a\nb\nc\n", encoding="utf-8")
     with pytest.raises(XtremeError, match=r"tatoeba\.deu-eng\.eng not found"):
-        R.read_tatoeba(tmp_path, "de")
+        read_paired(TATOEBA, tmp_path, "de")
     (tmp_path / "tatoeba.deu-eng.eng").write_text("a\nb\n", encoding="utf-8")
     with pytest.raises(XtremeError, match=r"tatoeba\.deu-eng\.deu has 3 lines but .*tatoeba\.deu-eng\.eng has 2"):
-        R.read_tatoeba(tmp_path, "de")
+        read_paired(TATOEBA, tmp_path, "de")
     (tmp_path / "tatoeba.deu-eng.eng").write_text("a\nb\nc\n", encoding="utf-8")
     for text, message in [
         ("0\n1\n", r"labels\.txt: 2 labels, expected one per English sentence \(3\)"),
@@ -236,12 +241,12 @@ def test_tatoeba_bad_files(tmp_path):
     ]:
         (tmp_path / "labels.txt").write_text(text, encoding="utf-8")
         with pytest.raises(XtremeError, match=message):
-            R.read_tatoeba(tmp_path, "de", labels_file=tmp_path / "labels.txt")
-    with pytest.raises(XtremeError, match=r"no Tatoeba files for fr .*tatoeba\.fra-eng\.fra"):
-        R.read_tatoeba(tmp_path, "fr")
+            read_paired(TATOEBA, tmp_path, "de", labels_file=tmp_path / "labels.txt")
+    with pytest.raises(XtremeError, match=r"no tatoeba files for fr .*tatoeba\.fra-eng\.fra"):
+        read_paired(TATOEBA, tmp_path, "fr")
     (tmp_path / "tatoeba.deu-eng.deu").write_bytes(b"\xff\n\n\n")
     with pytest.raises(XtremeError, match=r"tatoeba\.deu-eng\.deu:1: not UTF-8 text"):
-        R.read_tatoeba(tmp_path, "de")
+        read_paired(TATOEBA, tmp_path, "de")
 
 
 # ------------------------------------------------------------------------------------------------------ BUCC
@@ -313,7 +318,7 @@ TEST_PAIRS = [("de-000000101", "en-000000104"), ("de-000000102", "en-000000101")
 
 
 def test_bucc_fixture_dev_threshold_applied_to_test():
-    dev, test = R.read_bucc(XTREME_DIR, "de", "dev"), R.read_bucc(BUCC_DIR, "de", "test")
+    dev, test = read_mining(BUCC, XTREME_DIR, "de", "dev"), read_mining(BUCC, BUCC_DIR, "de", "test")
     assert len(dev.src_ids) == len(dev.en_ids) == 12 and len(dev.gold) == 7 and test.gold is None
 
     def groups(data, pairs):  # translations share a dimension; every other sentence gets its own
@@ -334,7 +339,7 @@ def test_bucc_fixture_dev_threshold_applied_to_test():
 
 
 def test_bucc_tiny_model_runs(tiny_model, tiny_tokenizer):
-    dev = R.read_bucc(BUCC_DIR, "de", "dev")
+    dev = read_mining(BUCC, BUCC_DIR, "de", "dev")
     src = R.embed_sentences(tiny_model, tiny_tokenizer, dev.src_sentences, layer=1)
     en = R.embed_sentences(tiny_model, tiny_tokenizer, dev.en_sentences, layer=1)
     torch_candidates = R.bucc_candidates(dev, src, en, block_size=3)
@@ -359,11 +364,11 @@ def test_bucc_bad_files(tmp_path, name, text, message):
     (tmp_path / "de-en.dev.en").write_text("en-000000001\tHello.\n", encoding="utf-8")
     (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(XtremeError, match=message):
-        R.read_bucc(tmp_path, "de", "dev")
+        read_mining(BUCC, tmp_path, "de", "dev")
 
 
 def test_bucc_missing_file_and_hub_refused(tmp_path):
-    with pytest.raises(XtremeError, match=r"BUCC file .*fr-en\.test\.fr not found"):
-        R.read_bucc(tmp_path, "fr", "test")
+    with pytest.raises(XtremeError, match=r"no bucc2018 files for fr in .*: expected fr-en\.test\.fr"):
+        read_mining(BUCC, tmp_path, "fr", "test")
     with pytest.raises(XtremeError, match=r"google/xtreme config 'bucc18\.de' .*only the gold parallel pairs"):
-        R.load_bucc_hub("de")
+        read_mining(BUCC, None, "de", "test")

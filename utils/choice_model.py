@@ -5,9 +5,15 @@ flattened pairs and pools each pair as the backbone's own pooler does when it ha
 the first token), else with the first token (encoders) or the last non-pad token (decoders). With an encoder it
 computes exactly what `AutoModelForMultipleChoice` computes from the same weights (backbone incl. pooler,
 `classifier`), so both paths give identical results.
+
+The backbone sits under its own `base_model_prefix` (XLM-R: `roberta.`), so a trained `ChoiceModel` saves (Trainer
+writes its state dict to `model.safetensors`, `XtremeTrainer` the config beside it) in the layout of transformers'
+task models: `AutoModel` reads its backbone back, and `from_pretrained` its scorer too.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,13 +27,25 @@ def is_encoder(config) -> bool:
     return type(config) in AutoModelForMaskedLM._model_mapping
 
 
+def saved_scorer(path) -> dict:
+    """The `classifier.*` tensors of a saved `ChoiceModel` (its `model.safetensors`), {} when there are none."""
+    file = Path(str(path)) / "model.safetensors"
+    if not file.is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(file), "pt") as weights:
+        return {k.split(".", 1)[1]: weights.get_tensor(k) for k in weights.keys() if k.startswith("classifier.")}
+
+
 class ChoiceModel(nn.Module):
-    base_model_prefix = "backbone"
     _keys_to_ignore_on_save = None  # read by Trainer when saving a model that is not a `PreTrainedModel`
 
     def __init__(self, backbone, config):
         super().__init__()
-        self.backbone, self.config = backbone, config
+        self.base_model_prefix = backbone.base_model_prefix
+        self.add_module(self.base_model_prefix, backbone)
+        self.config = config
         text = config.get_text_config()
         self.encoder = is_encoder(config)
         dropout = getattr(text, "classifier_dropout", None) or getattr(text, "hidden_dropout_prob", 0.0)
@@ -37,7 +55,7 @@ class ChoiceModel(nn.Module):
 
     @property
     def base_model(self):
-        return self.backbone
+        return getattr(self, self.base_model_prefix)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
@@ -46,12 +64,18 @@ class ChoiceModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, config=None, output_loading_info=False, ignore_mismatched_sizes=False, **kwargs):
-        """The backbone's weights from `path` (an `AutoModel` checkpoint or any head model's); the scorer is new."""
+        """The backbone's weights from `path` (an `AutoModel` checkpoint or any head model's); the scorer too when
+        `path` is a saved `ChoiceModel` of the same width (else it is new and listed as missing)."""
         from transformers import AutoModel
 
         backbone, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
         model = cls(backbone, backbone.config)
-        info = {**info, "missing_keys": list(info.get("missing_keys", [])) + ["classifier.weight", "classifier.bias"]}
+        scorer = saved_scorer(path)
+        fits = {k: v.shape for k, v in scorer.items()} == {k: v.shape for k, v in model.classifier.state_dict().items()}
+        if fits:
+            model.classifier.load_state_dict(scorer)
+        missing = [] if fits else ["classifier.weight", "classifier.bias"]
+        info = {**info, "missing_keys": list(info.get("missing_keys", [])) + missing}
         return (model, info) if output_loading_info else model
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
@@ -61,7 +85,7 @@ class ChoiceModel(nn.Module):
             flat["attention_mask"] = attention_mask.view(-1, attention_mask.size(-1))
         if token_type_ids is not None:
             flat["token_type_ids"] = token_type_ids.view(-1, token_type_ids.size(-1))
-        outputs = self.backbone(**flat)
+        outputs = self.base_model(**flat)
         pooled = getattr(outputs, "pooler_output", None)
         if pooled is None:
             hidden = outputs.last_hidden_state

@@ -122,9 +122,15 @@ def file_being_read(err: BaseException) -> str | None:
     return None
 
 
+# Called before the ranks of a multi-process run meet for the last time (training registers its DeepSpeed engine
+# release), so that this module depends on no other of the project's.
+BEFORE_DISTRIBUTED_END = []
+
+
 def end_distributed(exit_process: bool = False) -> None:
-    """End a multi-process run cleanly: release DeepSpeed engines, wait for every rank (none leaves while another
-    still writes), close the process group and, in the script's own process (`exit_process`), end it at once.
+    """End a multi-process run cleanly: run `BEFORE_DISTRIBUTED_END` (release DeepSpeed engines), wait for every rank
+    (none leaves while another still writes), close the process group and, in the script's own process
+    (`exit_process`), end it at once.
 
     Gloo's worker threads can still be releasing finished collectives (ZeRO-3's all-gathers) when the interpreter
     finalizes; a release that needs the GIL then aborts the process ("terminate called without an active
@@ -134,9 +140,8 @@ def end_distributed(exit_process: bool = False) -> None:
     torch = sys.modules.get("torch")
     if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
         return
-    from .training import release_deepspeed_engines
-
-    release_deepspeed_engines()
+    for hook in BEFORE_DISTRIBUTED_END:
+        hook()
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
     if exit_process:

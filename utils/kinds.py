@@ -1,12 +1,14 @@
 """One adapter per task kind: features, collator, and the evaluation of one dataset (a language, or English dev).
 
-The scripts are written once against this interface; a new kind (multiple choice, ...) is one more adapter.
+The scripts are written once against `KindAdapter`; a new kind is one more class that fits it (no base class).
 `evaluate` returns the metrics (None for unlabelled data) and the predictions in XTREME's submission format.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Protocol
 
 from metrics.xtreme.xtreme_metrics import qa_scores
 
@@ -35,7 +37,38 @@ def _map(dataset, function, args, desc: str, **kwargs):
                       num_proc=args.preprocessing_num_workers, overwrite_cache=args.overwrite_cache, **kwargs)
 
 
+class KindAdapter(Protocol):
+    """What the scripts need of a task kind: its features, collator and the evaluation of one dataset."""
+
+    default_max_seq_length: int
+    text_segments: int  # 2: its inputs are text pairs (the room --max_seq_length must leave for text)
+    preprocess_logits: Callable | None  # applied to the logits on the way out of the model (None: kept as they are)
+    prediction_suffix: str  # of its predictions files in XTREME's submission layout
+
+    def features(self, dataset, tokenizer, args, desc: str, train: bool = False): ...
+
+    def collator(self, tokenizer, training_args): ...
+
+    def evaluate(self, trainer, examples, features, task, lang: str, labels, args) -> tuple[dict | None, str]:
+        """(metrics, None for unlabelled data; the predictions file text)."""
+
+
+def padding_collator(tokenizer, training_args):
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+
+
+def evaluate_labels(trainer, examples, features, labels) -> tuple[dict | None, str]:
+    """One predicted label per example, written one name per line (classification, multiple choice)."""
+    predictions = predict_in_order(trainer, features)
+    metrics = classification_metrics(predictions, examples["label"]) if "label" in examples.column_names else None
+    return metrics, "".join(f"{labels[p]}\n" for p in predictions)
+
+
 class Classification:
+    """Sentence(-pair) classification (XNLI, PAWS-X, MNLI, QQP, ...)."""
+
     default_max_seq_length = 128
     text_segments = 2  # sentence pairs (a single sentence needs less room)
     preprocess_logits = staticmethod(argmax_logits)
@@ -46,19 +79,20 @@ class Classification:
                     fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
 
     def collator(self, tokenizer, training_args):
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+        return padding_collator(tokenizer, training_args)
 
     def evaluate(self, trainer, examples, features, task, lang, labels, args):
-        predictions = predict_in_order(trainer, features)
-        metrics = (classification_metrics(predictions, examples["label"]) if "label" in examples.column_names
-                   else None)
-        return metrics, "".join(f"{labels[p]}\n" for p in predictions)
+        return evaluate_labels(trainer, examples, features, labels)
 
 
-class Tagging(Classification):
+class Tagging:
+    """One tag per word, on its first sub-token (PAN-X, UD-POS, CCG); predictions one tag per line."""
+
+    default_max_seq_length = 128
     text_segments = 1
+    preprocess_logits = staticmethod(argmax_logits)
+    prediction_suffix = ".tsv"
+
     def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
         return _map(dataset, tagging_features, args, desc, with_indices=True,
                     fn_kwargs={"tokenizer": tokenizer, "max_seq_length": args.max_seq_length})
@@ -97,9 +131,7 @@ class QuestionAnswering:
                             desc="Measuring windows")
 
     def collator(self, tokenizer, training_args):
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+        return padding_collator(tokenizer, training_args)
 
     def evaluate(self, trainer, examples, features, task, lang, labels, args):
         start_logits, end_logits = predict_in_order(trainer, features)
@@ -149,11 +181,16 @@ class MultipleChoiceCollator:
         return batch
 
 
-class MultipleChoice(Classification):
+class MultipleChoice:
     """One score per (context, choice) pair, softmax over the choices (HellaSwag, CommonsenseQA, Cosmos QA).
 
     Labels are the task's choice names ("0".."3", "A".."E"), predictions are written one name per line.
     """
+
+    default_max_seq_length = 128
+    text_segments = 2  # context and choice
+    preprocess_logits = staticmethod(argmax_logits)
+    prediction_suffix = ".tsv"
 
     def features(self, dataset, tokenizer, args, desc: str, train: bool = False):
         return _map(dataset, multiple_choice_features, args, desc,
@@ -162,12 +199,15 @@ class MultipleChoice(Classification):
     def collator(self, tokenizer, training_args):
         return MultipleChoiceCollator(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
 
+    def evaluate(self, trainer, examples, features, task, lang, labels, args):
+        return evaluate_labels(trainer, examples, features, labels)
 
-KINDS = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering(),
-         MULTIPLE_CHOICE: MultipleChoice()}
+
+KINDS: dict[str, KindAdapter] = {CLASSIFICATION: Classification(), TAGGING: Tagging(), QA: QuestionAnswering(),
+                                  MULTIPLE_CHOICE: MultipleChoice()}
 
 
-def get_kind(task, args=None):
+def get_kind(task, args=None) -> KindAdapter:
     """The task's adapter; fills `args.max_seq_length` with the kind's default when it is unset."""
     if task.kind not in KINDS:
         raise XtremeError(f"task {task.name}: {task.kind} tasks are not supported by this script")

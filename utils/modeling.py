@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import XtremeError
+from .errors import XtremeError, load_json
 from .files import honour_umask
 from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 
@@ -76,8 +76,8 @@ def check_model_dir(path: str) -> None:
 def _evaluated_model(results_file: Path) -> str | None:
     """The model a phase-3 results file names, if it can be read."""
     try:
-        model = json.loads(results_file.read_text(encoding="utf-8")).get("model")
-    except (OSError, ValueError, AttributeError):
+        model = load_json(results_file).get("model")
+    except (OSError, XtremeError, AttributeError):
         return None
     return model if isinstance(model, str) else None
 
@@ -160,7 +160,7 @@ def head_parameter_names(model) -> list[str]:
 
 
 def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_head: bool = True,
-               num_labels: int | None = None, pad_token_id: int | None = None):
+               pad_token_id: int | None = None):
     """`AutoModelFor<kind>` from a model dir or Hub id: encoder transferred, head fresh unless `fresh_head=False`.
 
     With `fresh_head=False` (evaluation, `--keep_head`) the head must be in the checkpoint with matching shapes.
@@ -173,8 +173,6 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
     if labels is not None:
         config_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                          "label2id": {label: i for i, label in enumerate(labels)}}
-    elif num_labels is not None:
-        config_kwargs = {"num_labels": num_labels}
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **config_kwargs, **hub_kwargs(model_args))
         if config.pad_token_id is None:
@@ -256,7 +254,7 @@ def checkpoint_files(directory: Path) -> list[Path]:
         path = directory / name
         if path.is_file():
             if name.endswith(".index.json"):
-                shards = json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()
+                shards = load_json(path)["weight_map"].values()
                 return [directory / shard for shard in sorted(set(shards))]
             return [path]
     return []

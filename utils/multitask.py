@@ -188,8 +188,7 @@ class TaskPredictor:
             trainer.label_names, trainer.preprocess_logits_for_metrics, trainer.task_losses, trainer.task_steps = saved
 
 
-def epoch_batches(sizes: dict[str, int], probabilities: dict[str, float], batch_size: int,
-                  strategy: str, cap: int | None) -> int:
+def epoch_batches(sizes: dict[str, int], batch_size: int, strategy: str, cap: int | None) -> int:
     """Batches per epoch: every (capped) example once in expectation."""
     counted = {t: min(n, cap) if strategy == "capped" and cap else n for t, n in sizes.items()}
     return max(1, math.ceil(sum(counted.values()) / batch_size))
@@ -243,18 +242,10 @@ def build_trainer_class():
     return MultiTaskTrainer
 
 
-def run_multitask(names: list[str], model_args, data_args, training_args, run_dir):
-    """Phase 1 on several tasks at once (any of them `mlm`): load, train, evaluate each dev set, save."""
-    import dataclasses
-
-    from .data import load_train_and_dev
-    from .kinds import check_max_seq_length, get_kind, pad_multiple
-    from transformers import DataCollatorWithPadding
-
-    from .mlm import MLM_TASK, load_mlm_model, mask_tokens, mlm_features, read_text
-    from .modeling import gathered_state_dict, load_model, load_tokenizer, write_phase1_output
+def _checked_tasks(names: list[str], model_args, data_args) -> dict:
+    """The registered tasks of `--tasks` (all but mlm), after the checks that need no data."""
+    from .mlm import MLM_TASK
     from .tasks import get_task
-    from .training import XtremeTrainer, fit
 
     if len(set(names)) != len(names):
         raise XtremeError(f"--tasks names a task twice: {','.join(names)}")
@@ -266,42 +257,50 @@ def run_multitask(names: list[str], model_args, data_args, training_args, run_di
     if data_args.train_file or data_args.validation_file:
         raise XtremeError("--train_file/--validation_file take one task's files; with --tasks use --data_dir or the "
                           "Hub (or run one task at a time)")
-    tokenizer = load_tokenizer(model_args)
-    tasks, features, heads, collators, devs = {}, {}, {}, {}, {}
-    for name in names:
-        if name == MLM_TASK:
-            text = read_text(data_args.mlm_files, data_args.max_train_samples)
-            with training_args.main_process_first(desc="tokenisation"):
-                features[name] = text.map(mlm_features, batched=True, remove_columns=["text"], desc="Tokenising text",
-                                          fn_kwargs={"tokenizer": tokenizer,
-                                                     "max_seq_length": data_args.max_seq_length or 128})
-            heads[name] = load_mlm_model(model_args)
-            collators[name] = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
-            continue
-        task = registered[name]
-        task_args = dataclasses.replace(data_args)  # the kind fills in its own default max_seq_length
-        kind = get_kind(task, task_args)
-        train, dev, labels = load_train_and_dev(task, task_args, model_args, {})
-        heads[name] = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
-        check_max_seq_length(kind, tokenizer, heads[name], task_args)
-        with training_args.main_process_first(desc="tokenisation"):
-            features[name] = kind.features(train, tokenizer, task_args, f"Tokenising {name}", train=True)
-            dev_features = kind.features(dev, tokenizer, task_args, f"Tokenising {name} dev") if dev else None
-        tasks[name] = task
-        collators[name] = kind.collator(tokenizer, training_args)
-        if dev is not None:
-            devs[name] = (kind, labels, dev, dev_features, task_args)
-    encoder = heads[names[0]].base_model
-    model = MultiTaskModel(encoder, heads)
+    return registered
 
-    sizes = {name: len(f) for name, f in features.items()}
-    probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
-    batch_size = training_args.per_device_train_batch_size
-    micro_batches = training_args.world_size * training_args.gradient_accumulation_steps
-    sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
-                                    epoch_batches(sizes, probabilities, batch_size * micro_batches, data_args.sampling,
-                                                  data_args.task_cap), training_args.seed, micro_batches=micro_batches)
-    training_args.ddp_find_unused_parameters = True  # a batch uses one head only
+
+def _mlm_part(model_args, data_args, training_args, tokenizer) -> tuple:
+    """Masked LM on `--mlm_files`: its training features, model and collator."""
+    from transformers import DataCollatorWithPadding
+
+    from .kinds import pad_multiple
+    from .mlm import load_mlm_model, mlm_features, read_text
+
+    text = read_text(data_args.mlm_files, data_args.max_train_samples)
+    with training_args.main_process_first(desc="tokenisation"):
+        features = text.map(mlm_features, batched=True, remove_columns=["text"], desc="Tokenising text",
+                            fn_kwargs={"tokenizer": tokenizer, "max_seq_length": data_args.max_seq_length or 128})
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(training_args))
+    return features, load_mlm_model(model_args), collator, None
+
+
+def _task_part(name: str, task, model_args, data_args, training_args, tokenizer) -> tuple:
+    """A registered task: its training features, model, collator and dev set (kind, labels, dev, features, args)."""
+    import dataclasses
+
+    from .data import load_train_and_dev
+    from .kinds import check_max_seq_length, get_kind
+    from .modeling import load_model
+
+    task_args = dataclasses.replace(data_args)  # the kind fills in its own default max_seq_length
+    kind = get_kind(task, task_args)
+    train, dev, labels = load_train_and_dev(task, task_args, model_args, {})
+    head = load_model(model_args, task.kind, labels, pad_token_id=tokenizer.pad_token_id)
+    check_max_seq_length(kind, tokenizer, head, task_args)
+    with training_args.main_process_first(desc="tokenisation"):
+        features = kind.features(train, tokenizer, task_args, f"Tokenising {name}", train=True)
+        dev_features = kind.features(dev, tokenizer, task_args, f"Tokenising {name} dev") if dev else None
+    dev_set = (kind, labels, dev, dev_features, task_args) if dev is not None else None
+    return features, head, kind.collator(tokenizer, training_args), dev_set
+
+
+def _dev_evaluator(tasks: dict, heads: dict, collators: dict, devs: dict, tokenizer, training_args):
+    """Each task's dev evaluation with its own head (phase 3's code), and their mean `score`."""
+    import dataclasses
+
+    from .training import XtremeTrainer
+
     eval_args = dataclasses.replace(training_args, deepspeed=None, eval_strategy="no", save_strategy="no",
                                     load_best_model_at_end=False)
 
@@ -319,8 +318,38 @@ def run_multitask(names: list[str], model_args, data_args, training_args, run_di
         metrics["score"] = sum(metrics[f"{name}_score"] for name in devs) / len(devs)
         return metrics
 
+    return evaluate
+
+
+def run_multitask(names: list[str], model_args, data_args, training_args, run_dir):
+    """Phase 1 on several tasks at once (any of them `mlm`): load, train, evaluate each dev set, save."""
+    from .mlm import MLM_TASK, mask_tokens
+    from .modeling import gathered_state_dict, load_tokenizer, write_phase1_output
+    from .training import fit
+
+    tasks = _checked_tasks(names, model_args, data_args)
+    tokenizer = load_tokenizer(model_args)
+    features, heads, collators, devs = {}, {}, {}, {}
+    for name in names:
+        part = (_mlm_part(model_args, data_args, training_args, tokenizer) if name == MLM_TASK
+                else _task_part(name, tasks[name], model_args, data_args, training_args, tokenizer))
+        features[name], heads[name], collators[name], dev_set = part
+        if dev_set is not None:
+            devs[name] = dev_set
+    encoder = heads[names[0]].base_model
+    model = MultiTaskModel(encoder, heads)
+
+    sizes = {name: len(f) for name, f in features.items()}
+    probabilities = task_probabilities(sizes, data_args.sampling, data_args.task_cap, data_args.sampling_temperature)
+    batch_size = training_args.per_device_train_batch_size
+    micro_batches = training_args.world_size * training_args.gradient_accumulation_steps
+    sampler = MultiTaskBatchSampler(list(sizes.values()), batch_size, list(probabilities.values()),
+                                    epoch_batches(sizes, batch_size * micro_batches, data_args.sampling,
+                                                  data_args.task_cap), training_args.seed, micro_batches=micro_batches)
+    training_args.ddp_find_unused_parameters = True  # a batch uses one head only
+    evaluate = _dev_evaluator(tasks, heads, collators, devs, tokenizer, training_args) if devs else None
     trainer, metrics = fit(model, tokenizer, TaskConcat(features), training_args, run_dir,
-                           data_collator=MultiTaskCollator(collators, heads), evaluate_dev=evaluate if devs else None,
+                           data_collator=MultiTaskCollator(collators, heads), evaluate_dev=evaluate,
                            dev_features=TaskConcat({name: dev[3] for name, dev in devs.items()}) if devs else None,
                            trainer_class=build_trainer_class(), batch_sampler=sampler,
                            mask=lambda ids, special, generator: mask_tokens(ids, special, tokenizer,

@@ -16,28 +16,18 @@ All reported metrics (accuracy, precision, recall, F1) are percentages (x100), a
 
 import contextlib
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import torch
 
 from metrics.xtreme.xtreme_metrics import accuracy, bucc_scores, prf
-from utils.errors import MissingDataError, XtremeError, undecodable
+from utils.bitext import MiningData, read_mining, read_paired
+from utils.errors import MissingDataError, XtremeError
+from utils.tasks import NEAREST, Task
 
-# XTREME 2-letter code -> LASER / Tatoeba 3-letter code (XTREME `utils_preprocess.py::tatoeba_preprocess`).
-TATOEBA_LANG3 = {
-    "ar": "ara", "he": "heb", "vi": "vie", "id": "ind", "jv": "jav", "tl": "tgl", "eu": "eus", "ml": "mal",
-    "ta": "tam", "te": "tel", "af": "afr", "nl": "nld", "de": "deu", "el": "ell", "bn": "ben", "hi": "hin",
-    "mr": "mar", "ur": "urd", "fa": "pes", "fr": "fra", "it": "ita", "pt": "por", "es": "spa", "bg": "bul",
-    "ru": "rus", "ja": "jpn", "ka": "kat", "ko": "kor", "th": "tha", "sw": "swh", "zh": "cmn", "kk": "kaz",
-    "tr": "tur", "et": "est", "fi": "fin", "hu": "hun",
-}  # fmt: skip
 POOLINGS = ("mean", "cls", "last")
 BACKENDS = ("torch", "faiss")
 DEFAULT_BLOCK_SIZE = 512
-HUB_DATASET = "google/xtreme"
 
 
 # ----------------------------------------------------------------------------------------------- embeddings
@@ -184,131 +174,7 @@ def _knn_torch(q: np.ndarray, x: np.ndarray, k: int, block_size: int, device) ->
     return scores, indices
 
 
-# -------------------------------------------------------------------------------------------------- Tatoeba
-
-
-@dataclass
-class TatoebaData:
-    """One Tatoeba language pair. `gold[i]` is the index in `sentences` of the translation of `en_sentences[i]`
-    (None when the English side is shuffled and no labels were given: predictions only)."""
-
-    lang: str  # XTREME 2-letter code
-    sentences: list[str]  # non-English side, in file order (the search index)
-    en_sentences: list[str]  # English side (the queries)
-    gold: list[int] | None
-    source: str  # files or Hub config it was read from
-
-
-def tatoeba_codes(lang: str) -> tuple[str, str]:
-    """(2-letter XTREME code, 3-letter LASER code) for a Tatoeba language given in either form."""
-    if lang in TATOEBA_LANG3:
-        return lang, TATOEBA_LANG3[lang]
-    for code2, code3 in TATOEBA_LANG3.items():
-        if lang == code3:
-            return code2, code3
-    raise XtremeError(f"{lang!r} is not an XTREME Tatoeba language: expected one of {' '.join(TATOEBA_LANG3)}")
-
-
-def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file without their line ends (a final newline does not add an empty line)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise XtremeError(undecodable(path)) from err
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
-
-
-def _find_pair(data_dir: Path, names: tuple[str, str]) -> tuple[Path, Path] | None:
-    """The first of data_dir/ and data_dir/tatoeba/ holding either file of `names`; error if only one is there."""
-    for folder in (data_dir, data_dir / "tatoeba"):
-        paths = (folder / names[0], folder / names[1])
-        present = [p.is_file() for p in paths]
-        if all(present):
-            return paths
-        if any(present):
-            missing = paths[present.index(False)]
-            raise XtremeError(f"{missing} not found: expected it next to {paths[present.index(True)].name}")
-    return None
-
-
-def read_indices(path: Path) -> list[int]:
-    """Tatoeba labels or predictions: one sentence index per line; XTREME's bracketed form "[367]" (what its
-    scripts write, `str` of a numpy array) is read as 367."""
-    indices = []
-    for number, line in enumerate(read_lines(path), 1):
-        value = line.strip().removeprefix("[").removesuffix("]").strip()
-        if not value.isdigit():
-            raise XtremeError(f"{path}:{number}: expected a sentence index (an integer >= 0), got {line!r}")
-        indices.append(int(value))
-    return indices
-
-
-def _read_labels(path: Path, n_en: int, n_src: int) -> list[int]:
-    """Tatoeba gold labels: for English line i, the index of its translation; each index once."""
-    if not path.is_file():
-        raise XtremeError(f"Tatoeba labels file {path} not found")
-    labels = read_indices(path)
-    for number, label in enumerate(labels, 1):
-        if label >= n_src:
-            raise XtremeError(f"{path}:{number}: label {label} out of range: expected 0..{n_src - 1}")
-    if len(labels) != n_en:
-        raise XtremeError(f"{path}: {len(labels)} labels, expected one per English sentence ({n_en})")
-    repeated = [label for label, count in Counter(labels).items() if count > 1]
-    if repeated:
-        raise XtremeError(f"{path}: label {repeated[0]} occurs more than once: expected each line index once")
-    return labels
-
-
-def read_tatoeba(data_dir: str | Path, lang: str, labels_file: str | Path | None = None) -> TatoebaData:
-    """Read one Tatoeba pair from `data_dir` (or `data_dir/tatoeba/`); `lang` is a 2- or 3-letter code.
-
-    Layouts, tried in this order:
-    - LASER v1: `tatoeba.{xxx}-eng.{xxx}` + `tatoeba.{xxx}-eng.eng`, line-aligned (gold = identity);
-    - XTREME preprocessed: `{xx}-en.{xx}` + `{xx}-en.en` with the English side sorted alphabetically (alignment
-      hidden; gold only from `labels_file`).
-    `labels_file` (one integer per line: for English line i, the index of its translation) overrides the gold.
-    """
-    code2, code3 = tatoeba_codes(lang)
-    data_dir = Path(data_dir)
-    laser = _find_pair(data_dir, (f"tatoeba.{code3}-eng.{code3}", f"tatoeba.{code3}-eng.eng"))
-    paths = laser or _find_pair(data_dir, (f"{code2}-en.{code2}", f"{code2}-en.en"))
-    if paths is None:
-        raise MissingDataError(
-            f"no Tatoeba files for {code2} in {data_dir} or {data_dir / 'tatoeba'}: expected "
-            f"tatoeba.{code3}-eng.{code3} + tatoeba.{code3}-eng.eng (LASER) or {code2}-en.{code2} + {code2}-en.en"
-        )
-    sentences, en_sentences = read_lines(paths[0]), read_lines(paths[1])
-    if not sentences:
-        raise XtremeError(f"{paths[0]} is empty: expected one sentence per line")
-    if len(sentences) != len(en_sentences):
-        raise XtremeError(
-            f"{paths[0]} has {len(sentences)} lines but {paths[1]} has {len(en_sentences)}: expected the same number"
-        )
-    gold = list(range(len(sentences))) if laser else None
-    if labels_file is not None:
-        gold = _read_labels(Path(labels_file), len(en_sentences), len(sentences))
-    return TatoebaData(code2, sentences, en_sentences, gold, f"{paths[0]} + {paths[1]}")
-
-
-def load_tatoeba_hub(lang: str, dataset_name: str = HUB_DATASET) -> TatoebaData:
-    """Tatoeba from the Hub config `tatoeba.{xxx}` (validation split: foreign `source_sentence`, English
-    `target_sentence`, line-aligned, so gold = identity)."""
-    from utils.data import load_hub_dataset
-    from utils.tasks import HubSource
-
-    code2, code3 = tatoeba_codes(lang)
-    config = f"tatoeba.{code3}"
-    rows, _ = load_hub_dataset(HubSource(dataset_name, config, "validation"), code2, {},
-                               f"--data_dir DIR holding tatoeba.{code3}-eng.{code3} and tatoeba.{code3}-eng.eng")
-    missing = {"source_sentence", "target_sentence"} - set(rows.column_names)
-    if missing:
-        raise XtremeError(f"{dataset_name} {config}: missing column(s) {', '.join(sorted(missing))}")
-    sentences = [s.rstrip("\r\n") for s in rows["source_sentence"]]
-    en_sentences = [s.rstrip("\r\n") for s in rows["target_sentence"]]
-    return TatoebaData(code2, sentences, en_sentences, list(range(len(sentences))), f"{dataset_name} {config}")
+# ------------------------------------------------------------------------------------- nearest neighbour
 
 
 def submission_order(en_sentences: list[str]) -> list[int]:
@@ -354,76 +220,7 @@ def tatoeba_accuracy(
     }
 
 
-# ----------------------------------------------------------------------------------------------------- BUCC
-
-
-@dataclass
-class BuccData:
-    """One BUCC 2018 split: sentences with their ids on both sides, and the gold (src_id, en_id) pairs if any."""
-
-    lang: str
-    split: str
-    src_ids: list[str]
-    src_sentences: list[str]
-    en_ids: list[str]
-    en_sentences: list[str]
-    gold: set[tuple[str, str]] | None
-
-
-def _read_id_sentences(path: Path) -> tuple[list[str], list[str]]:
-    ids, sentences, seen = [], [], set()
-    for number, line in enumerate(read_lines(path), 1):
-        sent_id, tab, sentence = line.partition("\t")
-        if not tab or not sent_id:
-            raise XtremeError(f"{path}:{number}: expected 'id<TAB>sentence', got {line[:60]!r}")
-        if sent_id in seen:
-            raise XtremeError(f"{path}:{number}: duplicate id {sent_id!r}: expected each id once")
-        seen.add(sent_id)
-        ids.append(sent_id)
-        sentences.append(sentence)
-    return ids, sentences
-
-
-def _read_bucc_gold(path: Path, src_ids: set[str], en_ids: set[str]) -> set[tuple[str, str]]:
-    gold = set()
-    for number, line in enumerate(read_lines(path), 1):
-        fields = line.split("\t")
-        if len(fields) != 2 or not all(fields):
-            raise XtremeError(f"{path}:{number}: expected 'src_id<TAB>en_id', got {line[:60]!r}")
-        for sent_id, known, side in ((fields[0], src_ids, "source"), (fields[1], en_ids, "English")):
-            if sent_id not in known:
-                raise XtremeError(f"{path}:{number}: unknown {side} id {sent_id!r}: expected an id of the {side} file")
-        gold.add((fields[0], fields[1]))
-    return gold
-
-
-def read_bucc(data_dir: str | Path, lang: str, split: str) -> BuccData:
-    """Read BUCC 2018 `{xx}-en.{split}.{xx}`, `{xx}-en.{split}.en` (`id<TAB>sentence`) and, when present,
-    `{xx}-en.{split}.gold` (`xx_id<TAB>en_id`) from `data_dir` or `data_dir/bucc2018/`.
-
-    XTREME's layout: split "dev" = BUCC sample (with gold), "test" = BUCC training (gold removed).
-    """
-    data_dir = Path(data_dir)
-    prefix = f"{lang}-en.{split}"
-    folder = next((d for d in (data_dir, data_dir / "bucc2018") if (d / f"{prefix}.{lang}").is_file()), data_dir)
-    paths = {side: folder / f"{prefix}.{side}" for side in (lang, "en")}
-    for path in paths.values():
-        if not path.is_file():
-            raise MissingDataError(f"BUCC file {path} not found: expected {prefix}.{{{lang},en}} with id<TAB>sentence lines")
-    src_ids, src_sentences = _read_id_sentences(paths[lang])
-    en_ids, en_sentences = _read_id_sentences(paths["en"])
-    gold_path = folder / f"{prefix}.gold"
-    gold = _read_bucc_gold(gold_path, set(src_ids), set(en_ids)) if gold_path.is_file() else None
-    return BuccData(lang, split, src_ids, src_sentences, en_ids, en_sentences, gold)
-
-
-def load_bucc_hub(lang: str, dataset_name: str = HUB_DATASET) -> NoReturn:
-    """Always refuses: the Hub `bucc18.*` configs cannot be used for BUCC mining."""
-    raise XtremeError(
-        f"{dataset_name} config 'bucc18.{lang}' cannot be used for BUCC: it holds only the gold parallel pairs, "
-        "without the non-parallel distractor sentences that mining must reject, so its F1 is meaningless; "
-        f"download the BUCC 2018 sample/training archives and pass their folder ({lang}-en.{{dev,test}}.{{{lang},en}})"
-    )
+# -------------------------------------------------------------------------------------------------- mining
 
 
 def _unique(sentences: list[str]) -> list[int]:
@@ -482,7 +279,7 @@ def mine_bitext(
 
 
 def bucc_candidates(
-    data: BuccData,
+    data: MiningData,
     src_emb: np.ndarray,
     en_emb: np.ndarray,
     k: int = 4,
@@ -535,15 +332,17 @@ def bucc_evaluate(candidates: list[tuple[str, str, float]], gold: set[tuple[str,
 # ---------------------------------------------------------------------------------------- one language, end to end
 
 
-def evaluate_tatoeba(embed, data_dir: str | None, lang: str, block_size: int = DEFAULT_BLOCK_SIZE,
-                     backend: str = "torch", labels_file: str | None = None) -> tuple[dict | None, str, int]:
-    """Tatoeba accuracy of one language (`embed(sentences) -> array`); data from `data_dir` or the Hub.
+def evaluate_nearest(embed, task: Task, lang: str, split: str = "test", data_dir: str | None = None,
+                     spec_files: dict | None = None, labels_file: str | None = None,
+                     block_size: int = DEFAULT_BLOCK_SIZE, backend: str = "torch") -> tuple[dict | None, str, int]:
+    """Nearest-neighbour (Tatoeba) accuracy of one language (`embed(sentences) -> array`); data from the spec's
+    files, the task's layouts under `data_dir`, or the Hub.
 
     Returns the metrics (None without gold), the predictions file text in submission order (line i: the index
     of the sentence retrieved for line i of XTREME's sorted English file, whatever the input layout; see
     `submission_order`) and the number of English queries.
     """
-    data = read_tatoeba(data_dir, lang, labels_file) if data_dir else load_tatoeba_hub(lang)
+    data = read_paired(task, data_dir, lang, labels_file, split, spec_files)
     src, en = embed(data.sentences), embed(data.en_sentences)
     if data.gold is None:
         predictions, metrics = tatoeba_predict(src, en, block_size, backend), None
@@ -555,29 +354,39 @@ def evaluate_tatoeba(embed, data_dir: str | None, lang: str, block_size: int = D
     return metrics, "".join(lines), len(data.en_sentences)
 
 
-def evaluate_bucc(embed, data_dir: str | None, lang: str, split: str, block_size: int = DEFAULT_BLOCK_SIZE,
-                  backend: str = "torch") -> tuple[dict, str, int]:
-    """BUCC 2018 for one language: the threshold is chosen on the dev gold and applied to `split`.
+def evaluate_mining(embed, task: Task, lang: str, split: str, data_dir: str | None = None,
+                    spec_files: dict | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                    backend: str = "torch") -> tuple[dict, str, int]:
+    """Bitext mining (BUCC 2018) for one language: the threshold is chosen on the dev gold and applied to `split`.
 
     With split "dev" the F1 is that of the dev-optimal threshold on dev (jiant's validation number); with "test"
     the dev threshold is applied unchanged to the test split (XTREME's intended use, which its own script never
     carries out), scored only if a test gold file exists (else the metrics hold just the threshold).
     Predictions are `xx_id<TAB>en_id` lines.
     """
-    if not data_dir:
-        load_bucc_hub(lang)
-    dev = read_bucc(data_dir, lang, "dev")
+    dev = read_mining(task, data_dir, lang, "dev", spec_files)
     if dev.gold is None:
-        raise MissingDataError(f"BUCC {lang}: no {lang}-en.dev.gold in {data_dir}: the threshold is chosen on it")
-    mine = lambda data: bucc_candidates(data, embed(data.src_sentences), embed(data.en_sentences),
+        raise MissingDataError(f"task {task.name} {lang}: no dev gold pairs: the threshold is chosen on them")
+    mine = lambda data: bucc_candidates(data, embed(data.src_sentences), embed(data.en_sentences),  # noqa: E731
                                         block_size=block_size, backend=backend)
     dev_candidates = mine(dev)
     threshold, *_ = bucc_optimize_threshold(dev_candidates, dev.gold)
-    data, candidates = (dev, dev_candidates) if split == "dev" else (read_bucc(data_dir, lang, split), None)
-    candidates = candidates if candidates is not None else mine(data)
+    if split == "dev":
+        data, candidates = dev, dev_candidates
+    else:
+        data = read_mining(task, data_dir, lang, split, spec_files)
+        candidates = mine(data)
     metrics = {"threshold": threshold}
     if data.gold is not None:
         metrics = bucc_evaluate(candidates, data.gold, threshold)
         metrics["score"] = metrics["f1"]
     pairs = bucc_extract(candidates, threshold)
     return metrics, "".join(f"{src}\t{en}\n" for src, en in pairs), len(data.src_sentences)
+
+
+def evaluate_retrieval(embed, task: Task, lang: str, split: str, data_dir: str | None = None,
+                       spec_files: dict | None = None, labels_file: str | None = None, **search) -> tuple:
+    """One language of a retrieval task, by the task's search: (metrics, predictions text, count)."""
+    if task.search == NEAREST:
+        return evaluate_nearest(embed, task, lang, split, data_dir, spec_files, labels_file, **search)
+    return evaluate_mining(embed, task, lang, split, data_dir, spec_files, **search)

@@ -27,7 +27,7 @@ from metrics.xtreme.xtreme_metrics import compute
 
 from .errors import XtremeError, load_json, run_main
 from .tasks import CATEGORIES as CATEGORY_NAMES
-from .tasks import CLASSIFICATION, QA, RETRIEVAL, TAGGING, TASKS
+from .tasks import CLASSIFICATION, MINING, NEAREST, QA, TAGGING, TASKS
 
 XTREME_TASKS = tuple(name for category in CATEGORY_NAMES for name, t in TASKS.items() if t.category == category)
 CATEGORIES = {category: tuple(name for name in XTREME_TASKS if TASKS[name].category == category)
@@ -94,7 +94,7 @@ def xtreme_scores(task_scores: dict) -> dict:
 
 def _lines(path: Path) -> list[str]:
     """`evaluate.py`'s `read_label`: every line, stripped."""
-    from .retrieval import read_lines
+    from .lines import read_lines
 
     return [line.strip() for line in read_lines(path)]
 
@@ -154,16 +154,16 @@ def _read_sentences(prediction_path: Path, label_path: Path) -> tuple[list, list
 
 def read_submission(task: str, prediction_path: Path, label_path: Path) -> tuple[list, list]:
     """One language's predictions and labels in XTREME's files, as `xtreme_metrics.compute` takes them."""
-    from .retrieval import read_indices
+    from .bitext import read_indices
 
-    kind = TASKS[task].kind
+    kind, search = TASKS[task].kind, TASKS[task].search
     if kind == QA:
         return _read_qa(prediction_path, label_path)
-    if kind == RETRIEVAL and TASKS[task].metric == "f1":  # BUCC: the mined pairs, as one set
+    if search == MINING:  # BUCC: the mined pairs, as one set
         return [_read_pairs(prediction_path)], [_read_pairs(label_path)]
     if kind == TAGGING:
         return _read_sentences(prediction_path, label_path)
-    if kind == RETRIEVAL:  # Tatoeba: an index per English sentence
+    if search == NEAREST:  # Tatoeba: an index per English sentence
         predictions, labels = read_indices(prediction_path), read_indices(label_path)
     elif kind == CLASSIFICATION:
         predictions, labels = _lines(prediction_path), _lines(label_path)

@@ -20,7 +20,7 @@ import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from .errors import XtremeError
+from .errors import BEFORE_DISTRIBUTED_END, XtremeError, load_json
 from .results import RUN_INFO, atomic_write_json, environment_info, read_json
 
 logger = logging.getLogger(__name__)
@@ -345,16 +345,14 @@ def last_complete_checkpoint(output_dir: Path) -> str | None:
     complete when that file parses and names step N, and the weights are there; a run killed while saving (or
     while deleting an old checkpoint) leaves an incomplete one, which is skipped.
     """
-    import json
-
     checkpoints = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                          key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for checkpoint in checkpoints:
         try:
-            state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            state = load_json(checkpoint / "trainer_state.json")
             complete = state.get("global_step") == int(checkpoint.name.split("-")[-1]) and any(
                 (checkpoint / name).exists() for name in CHECKPOINT_WEIGHTS)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, XtremeError, AttributeError):
             complete = False
         if complete:
             return str(checkpoint)
@@ -376,6 +374,9 @@ def release_deepspeed_engines() -> None:
     for trainer in list(_TRAINERS):
         if getattr(trainer, "deepspeed", None) is not None and hasattr(trainer.deepspeed, "destroy"):
             trainer.deepspeed.destroy()
+
+
+BEFORE_DISTRIBUTED_END.append(release_deepspeed_engines)
 
 
 class XtremeTrainer(Trainer):
@@ -431,10 +432,15 @@ class XtremeTrainer(Trainer):
 
     def _save(self, output_dir=None, state_dict=None):
         super()._save(output_dir, state_dict)
-        if self.args.should_save:  # safetensors writes its files 0600
+        if self.args.should_save:
+            from transformers import PreTrainedModel
+
             from .files import honour_umask
 
-            honour_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))
+            model = self.accelerator.unwrap_model(self.model)
+            if not isinstance(model, PreTrainedModel) and hasattr(model, "config"):  # ChoiceModel: its dir loads again
+                model.config.save_pretrained(output_dir or self.args.output_dir)
+            honour_umask(Path(output_dir or self.args.output_dir).glob("*.safetensors"))  # safetensors writes 0600
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if self.evaluator is None or eval_dataset is not None:

@@ -1,7 +1,7 @@
 """The plan file: backbones x intermediate settings x targets x seeds, script arguments by phase, launch settings.
 
 Everything a plan names is checked here, before any step runs: keys, names, tasks (against the registry in
-`utils/tasks.py` or a `task_spec`), target languages and per-task overrides.
+`utils/tasks/` or a `task_spec`), target languages and per-task overrides.
 """
 
 from __future__ import annotations
