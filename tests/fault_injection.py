@@ -105,6 +105,7 @@ def install_training_faults():
 
 
 def install_evaluation_faults():
+    import utils.files
     import utils.kinds
     import utils.results
     import utils.training
@@ -138,13 +139,13 @@ def install_evaluation_faults():
             return original_step(self, model, inputs, *args, **kwargs)
 
         Trainer.prediction_step = prediction_step
-        original_write = utils.results.atomic_write_text
+        original_write = utils.files.atomic_write_text
 
         def atomic_write_text(path, text):
             record(f"write {Path(path).name}")
             return original_write(path, text)
 
-        utils.results.atomic_write_text = atomic_write_text
+        utils.files.atomic_write_text = utils.results.atomic_write_text = atomic_write_text
 
 
 def main():

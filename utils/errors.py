@@ -93,19 +93,6 @@ def undecodable(path) -> str:
     return f"{path}: not UTF-8 text; expected a UTF-8 text file"
 
 
-def load_json(path):
-    """The content of a JSON file; a file that is not UTF-8 or not JSON is an `XtremeError` naming it and the line."""
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise XtremeError(undecodable(path)) from None
-    except json.JSONDecodeError as err:
-        raise XtremeError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-
-
 def file_being_read(err: BaseException) -> str | None:
     """The file a decoding error came from: the innermost frame with a `path` (or `file`) variable naming one."""
     import os

@@ -13,8 +13,8 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import XtremeError, load_json
-from .files import honour_umask
+from .errors import XtremeError
+from .files import honour_umask, load_json
 from .tasks import CLASSIFICATION, MULTIPLE_CHOICE, QA, TAGGING
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import XtremeError, load_json
+from utils.errors import XtremeError
+from utils.files import load_json
 
 logger = logging.getLogger(__name__)
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import XtremeError
+from .files import atomic_write_json, atomic_write_text
 from .score import average, task_score
 
 RUN_INFO = "xtreme_inter_run.json"
@@ -32,36 +31,6 @@ NUMBER_KEYS = (*METRIC_KEYS, "num_examples")  # what a results file must hold as
 def results_path(output_dir: str | Path, task: str, split: str) -> Path:
     """Where phase 3 writes the results of one task and split."""
     return Path(output_dir) / "results" / f"{task}.{split}.json"
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: readers see old or new, never half."""
-    from .files import file_mode
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, file_mode())  # mkstemp's file is private (0600); the result is readable like any other file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename is None:  # a full disk: name the file in the error
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
-
-
-def atomic_write_json(path: str | Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
-
-
-def read_json(path: str | Path) -> dict | None:
-    path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def is_number(value) -> bool:

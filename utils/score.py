@@ -25,7 +25,8 @@ from pathlib import Path
 
 from metrics.xtreme.xtreme_metrics import compute
 
-from .errors import XtremeError, load_json, run_main
+from .errors import XtremeError, run_main
+from .files import atomic_write_json, load_json
 from .tasks import CATEGORIES as CATEGORY_NAMES
 from .tasks import CLASSIFICATION, MINING, NEAREST, QA, TAGGING, TASKS
 
@@ -251,8 +252,6 @@ def main(argv=None):
     scores = score_folder(args.predictions_dir, args.labels_dir, args.split)
     print(format_scores(scores))
     if args.json:
-        from .results import atomic_write_json
-
         atomic_write_json(args.json, scores)
     missing = [path for r in scores["tasks"].values() for path in r["missing_predictions"].values()]
     if missing:

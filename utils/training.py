@@ -20,8 +20,9 @@ import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from .errors import BEFORE_DISTRIBUTED_END, XtremeError, load_json
-from .results import RUN_INFO, atomic_write_json, environment_info, read_json
+from .errors import BEFORE_DISTRIBUTED_END, XtremeError
+from .files import atomic_write_json, load_json
+from .results import RUN_INFO, environment_info
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class RunDir:
     def finish(self, results: dict) -> None:
         if self.should_save:
             path = self.path / RUN_INFO
-            atomic_write_json(path, {**(read_json(path) or {}), **self.run, "finished": True, "results": results})
+            atomic_write_json(path, {**load_json(path), **self.run, "finished": True, "results": results})
 
 
 def remove_run_outputs(output_dir: Path) -> None:
@@ -315,7 +316,8 @@ def prepare_run(phase: str, task: str, model_args, data_args, training_args) -> 
 def check_previous_run(output_dir: Path, run: dict, explicit_resume: bool) -> None:
     """Refuse a non-empty output dir unless it holds an unfinished run of `run` (or a finished one to resume from an
     explicit checkpoint)."""
-    previous = read_json(output_dir / RUN_INFO)
+    marker = output_dir / RUN_INFO
+    previous = load_json(marker) if marker.is_file() else None
     if previous is None:
         raise XtremeError(f"output dir {output_dir} is not empty and holds no xtreme-inter run; choose another dir "
                           f"or {START_OVER}")

@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import XtremeError, load_json
+from ..errors import XtremeError
+from ..files import load_json
 from ..lines import tab_fields
 
 csv.field_size_limit(sys.maxsize)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import shlex
 import time
 
+from ..files import peek_json
 from .plan import Plan
 from .process import STEP_LOCK, held_elsewhere
 from .progress import fmt_seconds
 from .records import LOCK_FILE, STATE_FILE, parse_time
-from .steps import Step, read_json
+from .steps import Step
 
 NOT_DONE = ("failed", "incomplete", "blocked", "interrupted")
 
@@ -90,7 +91,7 @@ def _duration(step: Step, status: str) -> str:
 
 def status(plan: Plan, steps: list[Step]) -> int:
     """Print the table of every step; run and change nothing."""
-    state = read_json(plan.output_dir / STATE_FILE) or {}
+    state = peek_json(plan.output_dir / STATE_FILE) or {}
     entries = state.get("steps") if isinstance(state.get("steps"), dict) else {}
     driver_alive = held_elsewhere(plan.output_dir / LOCK_FILE)
     statuses, rows = {}, []

@@ -9,9 +9,9 @@ import os
 import shlex
 import time
 
-from ..results import atomic_write_json
+from ..files import atomic_write_json, peek_json
 from .plan import Plan
-from .steps import LOG_FILE, SCRIPTS, STEP_FILE, Step, read_json
+from .steps import LOG_FILE, SCRIPTS, STEP_FILE, Step
 
 STATE_FILE, LOCK_FILE = "grid_state.json", ".grid.lock"
 # Fields of step.json that always describe the plan's step as it is now (recomputed on every write).
@@ -85,7 +85,7 @@ def write_state(plan: Plan, steps: list[Step], invocation: dict, live: dict | No
     """grid_state.json: the plan as run, every step's status (`live`: step id -> devices, job id, queued), and
     the last 50 invocations. Steps of the plan outside this invocation's selection keep their last entry."""
     path = plan.output_dir / STATE_FILE
-    previous = read_json(path) or {}
+    previous = peek_json(path) or {}
     entries = previous.get("steps", {}) if isinstance(previous.get("steps"), dict) else {}
     entries.update({step.id: _step_state(step, live or {}) for step in steps})
     invocations = [i for i in previous.get("invocations") or [] if isinstance(i, dict) and i.get("id") !=

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import XtremeError
+from ..files import peek_json
 from ..results import RUN_INFO, results_path
 from .plan import PHASE_SECTION, Backbone, Intermediate, Plan, Target
 
@@ -20,12 +21,6 @@ PORT_FLAGS = {"accelerate": "--main_process_port", "torchrun": "--master_port"}
 ONLY_KEYS = ("backbone", "intermediate", "target", "seed", "phase")
 
 
-def read_json(path: Path):
-    """A JSON file's content; None when it is missing or unreadable (a step then counts as not done)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass
@@ -66,7 +61,7 @@ class Step:
 
     def missing_languages(self) -> list[str] | None:
         """Phase 3: requested languages not in the results file (None: no usable results file)."""
-        data = read_json(self.completion_file)
+        data = peek_json(self.completion_file)
         if not isinstance(data, dict) or not isinstance(data.get("languages"), dict):
             return None
         if data.get("split") != self.split:
@@ -77,7 +72,7 @@ class Step:
 
     def complete(self) -> bool:
         if self.trains:
-            info = read_json(self.completion_file)
+            info = peek_json(self.completion_file)
             return bool(isinstance(info, dict) and info.get("finished"))
         return self.missing_languages() == []
 
@@ -86,7 +81,7 @@ class Step:
         return hashlib.sha1(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
 
     def record(self) -> dict | None:
-        return read_json(self.dir / STEP_FILE)
+        return peek_json(self.dir / STEP_FILE)
 
     def token(self) -> str | None:
         """What a dependent records of this step: the id of the grid run that made its outputs (a new one each

@@ -8,9 +8,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import peek_json
 from ..score import XTREME_TASKS, xtreme_scores
 from ..tasks import RETRIEVAL, TASKS
-from .collect import Result, read_json
+from .collect import Result
 from .formatting import MISSING
 
 GRID_STATE = "grid_state.json"
@@ -121,7 +122,7 @@ class Summary:
     def __init__(self, results: list[Result], run_dir: Path, baseline: str = "none", broken: list[str] = ()):
         self.results, self.run_dir, self.baseline, self.broken = results, run_dir, baseline, list(broken)
         self.grid = [r for r in results if r.in_grid]
-        state = read_json(run_dir / GRID_STATE) or {}
+        state = peek_json(run_dir / GRID_STATE) or {}
         self.state = state if isinstance(state, dict) else {}
         self.backbones = self._order([r.backbone for r in self.grid],
                                      [b.get("name") for b in self.state.get("backbones") or []])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import XtremeError
+from ..files import peek_json
 from ..results import METRIC_KEYS, SPLITS, read_results
 from ..score import average, language_score, task_score
 from ..tasks import TASKS
@@ -49,12 +49,6 @@ class Result:
         return self.backbone is not None and self.intermediate is not None
 
 
-def read_json(path: Path):
-    """The JSON in `path`, or None when it cannot be read (the report then goes without it)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 class BrokenResults(XtremeError):
@@ -85,7 +79,7 @@ def read_result(path: Path, run_dir: Path) -> Result:
 def _place_in_grid(result: Result, out_dir: Path, run_dir: Path) -> None:
     """Backbone, intermediate setting, seed and target from the step record beside the results, else from the grid's
     layout `{backbone}/{intermediate}/seed{s}/{target}/phase3`; a results dir outside the grid keeps none."""
-    step = read_json(out_dir / "step.json")
+    step = peek_json(out_dir / "step.json")
     if isinstance(step, dict) and step.get("phase") == 3 and isinstance(step.get("backbone"), dict):
         result.step = step
         result.backbone, result.intermediate = step["backbone"].get("name"), step.get("intermediate")

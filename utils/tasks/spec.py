@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import XtremeError, load_json
+from ..errors import XtremeError
+from ..files import load_json
 from .task import (KINDS, METRICS, MULTIPLE_CHOICE, NEAREST, QA, RETRIEVAL, SEARCH_METRIC, SPLITS, SQUAD_V2, TASKS,
                    Bitext, Task)
 
