@@ -1,4 +1,4 @@
-"""The bad-input catalogue of the README, one test per row: each mistake ends with ONE line `error: ...` on
+"""The bad-input catalogue of docs/troubleshooting.md, one test per row: each mistake ends with ONE line `error: ...` on
 stderr, exit status 2, no traceback, and nothing already written is changed.
 
 Most rows run the script in this process (`run_script`, as `python script.py` would); the first row also runs as
