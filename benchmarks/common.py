@@ -61,6 +61,24 @@ def parser(description: str, name: str) -> argparse.ArgumentParser:
     return p
 
 
+def data_arguments(p: argparse.ArgumentParser, batch_size: int | None = None, train_file: bool = True) -> None:
+    """Adds --batch_size (if a default is given), --max_seq_length and --train_file (if asked for)."""
+    if batch_size is not None:
+        p.add_argument("--batch_size", type=int, default=batch_size)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    if train_file:
+        p.add_argument("--train_file", type=Path, default=default_train_file(),
+                       help="XNLI-format tsv (default: the shared sample or fixture)")
+
+
+def parse(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed arguments, completed by `resolve`, with transformers' and datasets' logging quietened."""
+    args = p.parse_args()
+    resolve(args)
+    quiet_transformers()
+    return args
+
+
 def resolve(args) -> None:
     """Fills args.device, args.precision, args.peak_tflops and builds the tiny model if no model was given."""
     import torch
@@ -112,6 +130,16 @@ def cpu_now() -> float:
     return time.process_time()
 
 
+def round_order(names, round_: int) -> list:
+    """`names` in order on even rounds, reversed on odd ones: alternating evens out drifts in machine load."""
+    return list(names) if round_ % 2 == 0 else list(reversed(names))
+
+
+def run_label(args) -> str:
+    """The model, device, precision and rounds, as table titles end."""
+    return f"{args.model_label}, {args.device} {args.precision}; median of {args.rounds} round(s)"
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -127,6 +155,36 @@ def load_pairs(path, num: int | None = None, seed: int = 0):
     if num is not None and num < len(dataset):
         dataset = dataset.shuffle(seed=seed).select(range(num)).flatten_indices()
     return dataset
+
+
+def xnli():
+    """The XNLI task and its kind adapter (features, collator) from the project's registry."""
+    from utils.kinds import get_kind
+    from utils.tasks import get_task
+
+    task, _ = get_task("xnli")
+    return task, get_kind(task)
+
+
+def preprocessing_arguments(args, **overrides):
+    """The project's `PreprocessingArguments` at --max_seq_length."""
+    from utils.training import PreprocessingArguments
+
+    return PreprocessingArguments(max_seq_length=args.max_seq_length, **overrides)
+
+
+def padding_ratio(lengths, batch_size: int, multiple: int | None = None) -> float:
+    """Real / processed tokens of consecutive batches of these lengths, each padded to its longest (rounded up to
+    `multiple`)."""
+    real = processed = 0
+    for start in range(0, len(lengths), batch_size):
+        batch = lengths[start:start + batch_size]
+        longest = max(batch)
+        if multiple:
+            longest = -(-longest // multiple) * multiple
+        real += sum(batch)
+        processed += longest * len(batch)
+    return real / processed
 
 
 def classifier(model_dir: str, num_labels: int = 3):

@@ -24,35 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (ROOT, classifier, cpu_now, default_data_dir, median, now, parser, print_table,
-                    quiet_transformers, resolve, training_arguments, write_report)
+from common import (ROOT, classifier, cpu_now, data_arguments, default_data_dir, median, now, padding_ratio, parse,
+                    parser, preprocessing_arguments, print_table, round_order, run_label, training_arguments,
+                    write_report, xnli)
 
 
-def padding_ratio(lengths, batch_size: int, multiple: int | None) -> float:
-    real = processed = 0
-    for start in range(0, len(lengths), batch_size):
-        batch = lengths[start:start + batch_size]
-        longest = max(batch)
-        if multiple:
-            longest = -(-longest // multiple) * multiple
-        real += sum(batch)
-        processed += longest * len(batch)
-    return real / processed
-
-
-def in_process(args, model_dir, languages, data_dir):
-    import numpy as np
+def eval_trainer(args, model_dir, task, kind):
+    """Phase 3's `XtremeTrainer` (its collator and logits preprocessing) on the saved model, and its tokenizer."""
     from transformers import AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
 
-    from utils.data import load_split
-    from utils.kinds import get_kind, pad_multiple
     from utils.modeling import load_model
-    from utils.tasks import get_task
-    from utils.training import ModelArguments, PreprocessingArguments, XtremeTrainer, predict_in_order
+    from utils.training import ModelArguments, XtremeTrainer
 
-    task, _ = get_task("xnli")
-    kind = get_kind(task)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = load_model(ModelArguments(model_name_or_path=model_dir), task.kind, fresh_head=False)
     training_args = training_arguments(args, tempfile.mkdtemp(prefix="bench_eval_"),
@@ -61,54 +45,78 @@ def in_process(args, model_dir, languages, data_dir):
                             data_collator=kind.collator(tokenizer, training_args),
                             preprocess_logits_for_metrics=kind.preprocess_logits)
     trainer.remove_callback(PrinterCallback)
+    return trainer, tokenizer
+
+
+def dev_features(args, task, kind, tokenizer, languages, data_dir, max_samples) -> dict:
+    """Per language: the dev file's features (its first `max_samples` examples, if given)."""
+    from utils.data import load_split
+
     features = {}
     for lang in languages:
-        examples, _ = load_split(task, "dev", lang, list(task.labels), data_dir=str(data_dir),
-                                 max_samples=args.max_eval_samples)
-        features[lang] = kind.features(examples, tokenizer, PreprocessingArguments(max_seq_length=args.max_seq_length),
-                                       lang)
-    multiple = pad_multiple(training_args)
-    lengths = [length for lang in languages for length in features[lang]["length"]]
-    ratios = {"file_order": float(np.mean([padding_ratio(list(features[l]["length"]), args.batch_size, multiple)
-                                           for l in languages])),
-              "sorted": float(np.mean([padding_ratio(sorted(features[l]["length"], reverse=True), args.batch_size,
-                                                     multiple) for l in languages]))}
-    if args.max_eval_samples:  # the same ratios on the whole files (no model needed)
-        whole = {}
-        for lang in languages:
-            examples, _ = load_split(task, "dev", lang, list(task.labels), data_dir=str(data_dir))
-            whole[lang] = list(kind.features(examples, tokenizer, PreprocessingArguments(
-                max_seq_length=args.max_seq_length), lang)["length"])
-        ratios["whole_files"] = {
-            "file_order": float(np.mean([padding_ratio(whole[l], args.batch_size, multiple) for l in languages])),
-            "sorted": float(np.mean([padding_ratio(sorted(whole[l], reverse=True), args.batch_size, multiple)
-                                     for l in languages]))}
-    trainer.predict(features[languages[0]].select(range(min(args.batch_size, len(features[languages[0]])))))  # warm-up
+        examples, _ = load_split(task, "dev", lang, list(task.labels), data_dir=str(data_dir), max_samples=max_samples)
+        features[lang] = kind.features(examples, tokenizer, preprocessing_arguments(args), lang)
+    return features
+
+
+def padding_ratios(args, features, multiple) -> dict:
+    """Real / processed tokens, the mean over languages, of batches in file order and sorted longest first."""
+    import numpy as np
+
+    def mean_ratio(order):
+        return float(np.mean([padding_ratio(order(f["length"]), args.batch_size, multiple)
+                              for f in features.values()]))
+
+    return {"file_order": mean_ratio(list), "sorted": mean_ratio(lambda lengths: sorted(lengths, reverse=True))}
+
+
+def time_predictions(args, trainer, features):
+    """--rounds of predicting every language sorted (`predict_in_order`) and in file order (`Trainer.predict`),
+    alternating which goes first: wall and CPU seconds per round and way, and the share of equal predictions."""
+    import numpy as np
+
+    from utils.training import predict_in_order
+
+    predict = {"sorted": lambda f: predict_in_order(trainer, f), "file_order": lambda f: trainer.predict(f).predictions}
     times, cpu_times = {"sorted": [], "file_order": []}, {"sorted": [], "file_order": []}
     agree = None
     for round_ in range(args.rounds):
-        for which in ("sorted", "file_order") if round_ % 2 == 0 else ("file_order", "sorted"):
+        predictions = {}
+        for which in round_order(("sorted", "file_order"), round_):
             start, cpu_start = now(args.device), cpu_now()
-            predictions = {}
-            for lang in languages:
-                if which == "sorted":
-                    predictions[lang] = predict_in_order(trainer, features[lang])
-                else:
-                    predictions[lang] = trainer.predict(features[lang]).predictions
+            predictions[which] = {lang: predict[which](f) for lang, f in features.items()}
             times[which].append(now(args.device) - start)
             cpu_times[which].append(cpu_now() - cpu_start)
-            if which == "sorted":
-                sorted_predictions = predictions
-            else:
-                file_predictions = predictions
-        agree = float(np.mean(np.concatenate([sorted_predictions[l] == file_predictions[l] for l in languages])))
+        agree = float(np.mean(np.concatenate([predictions["sorted"][l] == predictions["file_order"][l]
+                                              for l in features])))
         print(f"  round {round_ + 1}: sorted {times['sorted'][-1]:.2f} s, file order {times['file_order'][-1]:.2f} s",
               flush=True)
+    return times, cpu_times, agree
+
+
+def in_process(args, model_dir, languages, data_dir):
+    """Part 1: padding ratios, then sorted against file-order prediction timed over --rounds."""
+    import numpy as np
+
+    from utils.kinds import pad_multiple
+
+    task, kind = xnli()
+    trainer, tokenizer = eval_trainer(args, model_dir, task, kind)
+    features = dev_features(args, task, kind, tokenizer, languages, data_dir, args.max_eval_samples)
+    multiple = pad_multiple(trainer.args)
+    lengths = [length for lang in languages for length in features[lang]["length"]]
+    ratios = padding_ratios(args, features, multiple)
+    if args.max_eval_samples:  # the same ratios on the whole files (no model needed)
+        ratios["whole_files"] = padding_ratios(
+            args, dev_features(args, task, kind, tokenizer, languages, data_dir, None), multiple)
+    first = features[languages[0]]
+    trainer.predict(first.select(range(min(args.batch_size, len(first)))))  # warm-up
+    times, cpu_times, agree = time_predictions(args, trainer, features)
     return {"examples": len(lengths), "mean_length": float(np.mean(lengths)), "padding_ratio": ratios,
             "seconds": times, "cpu_seconds": cpu_times, "same_predictions": agree}
 
 
-def run_eval(args, model_dir, languages, data_dir, output_dir) -> float:
+def run_eval(args, model_dir, languages, data_dir, output_dir) -> tuple[float, float]:
     command = [sys.executable, str(ROOT / "run_xtreme_eval.py"), "--model_name_or_path", model_dir, "--task", "xnli",
                "--languages", ",".join(languages), "--data_dir", str(data_dir), "--split", "dev",
                "--output_dir", output_dir, "--per_device_eval_batch_size", str(args.batch_size),
@@ -137,7 +145,7 @@ def processes(args, model_dir, languages, data_dir):
     cpu_times = {"one_process": [], "per_language": []}
     scores = {}
     for round_ in range(args.process_rounds):
-        for which in ("one_process", "per_language") if round_ % 2 == 0 else ("per_language", "one_process"):
+        for which in round_order(("one_process", "per_language"), round_):
             out = tempfile.mkdtemp(prefix=f"bench_eval_{which}_")
             if which == "one_process":
                 seconds, cpu_seconds = run_eval(args, model_dir, languages, data_dir, out)
@@ -166,13 +174,10 @@ def main():
     p.add_argument("--data_dir", default=None, help="dir with xnli/dev-{lang}.tsv (default: shared sample/fixtures)")
     p.add_argument("--languages", default=None, help="comma-separated (default: every dev file found)")
     p.add_argument("--max_eval_samples", type=int, default=None, help="first N examples per language")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--max_seq_length", type=int, default=128)
+    data_arguments(p, batch_size=64, train_file=False)
     p.add_argument("--process_rounds", type=int, default=None, help="rounds of part 2 (default: --rounds)")
     p.add_argument("--skip_processes", action="store_true", help="only part 1")
-    args = p.parse_args()
-    resolve(args)
-    quiet_transformers()
+    args = parse(p)
     args.process_rounds = args.process_rounds or args.rounds
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     languages = args.languages.split(",") if args.languages else sorted(
@@ -203,8 +208,7 @@ def evaluate_all(args, data_dir, languages):
              "speedup": file_s / sorted_s}]
     print_table(f"(c1) evaluation in one process: {', '.join(languages)} x "
                 f"{part1['examples'] // len(languages)} XNLI-format dev pairs (mean {part1['mean_length']:.1f} "
-                f"tokens), batch {args.batch_size}, {args.model_label}, {args.device} {args.precision}; median of "
-                f"{args.rounds} round(s)",
+                f"tokens), batch {args.batch_size}, {run_label(args)}",
                 [("order", "path", ""), ("seconds", "seconds", ".2f"), ("examples/s", "examples_per_s", ",.1f"),
                  ("real/processed", "padding_ratio", ".2f"), ("speedup", "speedup", ".2f")], rows)
     cpu_ratio = median([f / s for f, s in zip(part1["cpu_seconds"]["file_order"], part1["cpu_seconds"]["sorted"])])

@@ -18,9 +18,11 @@ cache dir (HF_DATASETS_CACHE in a temp dir): the user's cache is left alone.
 import os
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 
-from common import (default_train_file, load_pairs, median, parser, print_table, quiet_transformers, resolve,
-                    write_report)
+from common import (data_arguments, load_pairs, median, parse, parser, preprocessing_arguments, print_table,
+                    write_report, xnli)
 
 
 def make_examples(path, num: int):
@@ -45,66 +47,62 @@ def per_example(dataset, tokenizer, max_seq_length: int):
     return dataset.map(encode, remove_columns=dataset.column_names, keep_in_memory=True)
 
 
-def main():
+def parse_args():
     p = parser(__doc__, "preprocessing_throughput")
     p.add_argument("--num_examples", type=int, default=50_000)
-    p.add_argument("--train_file", default=None, help="XNLI-format tsv (default: the shared sample or fixture)")
-    p.add_argument("--max_seq_length", type=int, default=128)
+    data_arguments(p)
     p.add_argument("--num_proc", type=int, default=min(4, os.cpu_count() or 1), help="processes for the last row")
-    args = p.parse_args()
-    resolve(args)
-    quiet_transformers()
-    import time
+    return parse(p)
 
-    from transformers import AutoTokenizer
 
-    from utils.kinds import get_kind
-    from utils.tasks import get_task
-    from utils.training import PreprocessingArguments
-
-    train_file = args.train_file or default_train_file()
-    kind = get_kind(get_task("xnli")[0])
-    original_cache = os.environ.get("HF_DATASETS_CACHE")
-    times = {"per_example": [], "batched_cold": [], "cached": [], "num_proc": []}
-    cache_mib = None
+@contextmanager
+def fresh_datasets_cache():
+    """HF_DATASETS_CACHE set to a new empty temp dir for the block; the dir removed and the setting restored
+    after."""
+    original = os.environ.get("HF_DATASETS_CACHE")
+    cache_root = tempfile.mkdtemp(prefix="bench_hf_datasets_")
+    os.environ["HF_DATASETS_CACHE"] = cache_root
     try:
-        for _ in range(args.rounds):
-            cache_root = tempfile.mkdtemp(prefix="bench_hf_datasets_")
-            os.environ["HF_DATASETS_CACHE"] = cache_root
-            tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-            examples = make_examples(train_file, args.num_examples)
-            settings = PreprocessingArguments(max_seq_length=args.max_seq_length)
-
-            start = time.perf_counter()
-            per_example(examples, tokenizer, args.max_seq_length)
-            times["per_example"].append(time.perf_counter() - start)
-
-            start = time.perf_counter()
-            cold = kind.features(examples, tokenizer, settings, "cold")
-            times["batched_cold"].append(time.perf_counter() - start)
-
-            # a second run: data and tokenizer loaded again, then the same call
-            examples_again = make_examples(train_file, args.num_examples)
-            tokenizer_again = AutoTokenizer.from_pretrained(args.model_name_or_path)
-            start = time.perf_counter()
-            warm = kind.features(examples_again, tokenizer_again, settings, "warm")
-            times["cached"].append(time.perf_counter() - start)
-            assert warm.cache_files == cold.cache_files, "the second run must load the first run's cache file"
-            cache_mib = sum(os.path.getsize(f["filename"]) for f in cold.cache_files) / 2**20
-
-            if args.num_proc > 1:
-                start = time.perf_counter()
-                kind.features(examples, tokenizer, PreprocessingArguments(
-                    max_seq_length=args.max_seq_length, preprocessing_num_workers=args.num_proc,
-                    overwrite_cache=True), "num_proc")
-                times["num_proc"].append(time.perf_counter() - start)
-            shutil.rmtree(cache_root, ignore_errors=True)
+        yield
     finally:
-        if original_cache is None:
+        if original is None:
             os.environ.pop("HF_DATASETS_CACHE", None)
         else:
-            os.environ["HF_DATASETS_CACHE"] = original_cache
+            os.environ["HF_DATASETS_CACHE"] = original
+        shutil.rmtree(cache_root, ignore_errors=True)
 
+
+def timed(seconds: list, function, *args):
+    """`function(*args)`, its wall time appended to `seconds`."""
+    start = time.perf_counter()
+    result = function(*args)
+    seconds.append(time.perf_counter() - start)
+    return result
+
+
+def one_round(args, kind, times: dict) -> float:
+    """Times each method once, in a fresh cache, into `times`; returns the size of the cache entry in MiB."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    examples = make_examples(args.train_file, args.num_examples)
+    settings = preprocessing_arguments(args)
+    timed(times["per_example"], per_example, examples, tokenizer, args.max_seq_length)
+    cold = timed(times["batched_cold"], kind.features, examples, tokenizer, settings, "cold")
+    # a second run: data and tokenizer loaded again, then the same call
+    examples_again = make_examples(args.train_file, args.num_examples)
+    tokenizer_again = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    warm = timed(times["cached"], kind.features, examples_again, tokenizer_again, settings, "warm")
+    assert warm.cache_files == cold.cache_files, "the second run must load the first run's cache file"
+    cache_mib = sum(os.path.getsize(f["filename"]) for f in cold.cache_files) / 2**20
+    if args.num_proc > 1:
+        timed(times["num_proc"], kind.features, examples, tokenizer, preprocessing_arguments(
+            args, preprocessing_num_workers=args.num_proc, overwrite_cache=True), "num_proc")
+    return cache_mib
+
+
+def summary_rows(args, times: dict) -> list[dict]:
+    """Per method timed: median seconds, examples/s and the speedup over the per-example map."""
     labels = {"per_example": "per-example map (batched=False)", "batched_cold": "batched map, cold (project path)",
               "cached": "cached (2nd run, project path)", "num_proc": f"batched map, num_proc={args.num_proc}"}
     baseline = median(times["per_example"])
@@ -116,16 +114,29 @@ def main():
         rows.append({"method": labels[key], "key": key, "seconds": seconds,
                      "examples_per_s": args.num_examples / seconds, "speedup": baseline / seconds,
                      "seconds_per_round": values})
+    return rows
+
+
+def main():
+    args = parse_args()
+    _, kind = xnli()
+    times = {"per_example": [], "batched_cold": [], "cached": [], "num_proc": []}
+    cache_mib = None
+    for _ in range(args.rounds):
+        with fresh_datasets_cache():
+            cache_mib = one_round(args, kind, times)
+    rows = summary_rows(args, times)
     print_table(f"(a) preprocessing: {args.num_examples:,} XNLI-format pairs, max_seq_length {args.max_seq_length}, "
                 f"{args.model_label}; median of {args.rounds} round(s)",
                 [("method", "method", ""), ("seconds", "seconds", ".2f"), ("examples/s", "examples_per_s", ",.0f"),
                  ("x per-example", "speedup", ".1f")], rows)
     print(f"cache entry: {cache_mib:.1f} MiB")
+    cold = median(times["batched_cold"])
     write_report(args, "preprocessing_throughput", {
-        "num_examples": args.num_examples, "train_file": str(train_file), "max_seq_length": args.max_seq_length,
+        "num_examples": args.num_examples, "train_file": str(args.train_file), "max_seq_length": args.max_seq_length,
         "cache_entry_mib": cache_mib, "rows": rows,
-        "ratios": {"batched_over_per_example": baseline / median(times["batched_cold"]),
-                   "cached_over_batched_cold": median(times["batched_cold"]) / median(times["cached"])}})
+        "ratios": {"batched_over_per_example": median(times["per_example"]) / cold,
+                   "cached_over_batched_cold": cold / median(times["cached"])}})
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ import copy
 import shutil
 import tempfile
 
-from common import (BareLoop, classifier, compute_params, default_train_file, interleaving_timer, load_pairs, median,
-                    mfu, now, parser, print_table, quiet_transformers, resolve, training_arguments, write_report)
+from common import (BareLoop, classifier, compute_params, data_arguments, interleaving_timer, load_pairs, median, mfu,
+                    now, parse, parser, preprocessing_arguments, print_table, run_label, training_arguments,
+                    write_report, xnli)
 
 
 class CopyingCollator:
@@ -130,23 +131,14 @@ def one_round(args, model, bare_model, initial, features, tokenizer, kind) -> di
 def main():
     p = parser(__doc__, "trainer_overhead")
     p.add_argument("--steps", type=int, default=16, help="training steps per round (the first is untimed)")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--train_file", default=None, help="XNLI-format tsv (default: the shared sample or fixture)")
-    args = p.parse_args()
-    resolve(args)
-    quiet_transformers()
+    data_arguments(p, batch_size=32)
+    args = parse(p)
     from transformers import AutoTokenizer
 
-    from utils.kinds import get_kind
-    from utils.tasks import get_task
-    from utils.training import PreprocessingArguments
-
-    train_file = args.train_file or default_train_file()
-    train = load_pairs(train_file, seed=args.seed)
+    train = load_pairs(args.train_file, seed=args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    kind = get_kind(get_task("xnli")[0])
-    features = kind.features(train, tokenizer, PreprocessingArguments(max_seq_length=args.max_seq_length), "Tokenising")
+    _, kind = xnli()
+    features = kind.features(train, tokenizer, preprocessing_arguments(args), "Tokenising")
     model = classifier(args.model_name_or_path)
     params = compute_params(model)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -172,8 +164,7 @@ def main():
     by_cpu = median([r["overhead_cpu_time"] for r in rounds])
     in_run = median([r["overhead_in_run"] for r in rounds])
     print_table(f"(d) framework overhead: {timed} timed steps of batch {args.batch_size}, identical batches, "
-                f"interleaved step by step; {args.model_label}, {args.device} {args.precision}; median of "
-                f"{args.rounds} round(s)",
+                f"interleaved step by step; {run_label(args)}",
                 [("loop", "loop", ""), ("ms/step", "ms_per_step", ".1f"), ("samples/s", "samples_per_s", ".2f"),
                  ("real tok/s", "real_tokens_per_s", ",.0f"), ("MFU", "mfu", ".1%")], rows)
     per_round = ", ".join(f"{r['overhead']:+.1%}" for r in rounds)
@@ -181,7 +172,7 @@ def main():
           f"in-run (Trainer step / its own forward+backward+clip+optimizer step - 1): {in_run:+.1%}; same optimizer "
           f"class and settings: {all(r['same_optimizer'] for r in rounds)}")
     write_report(args, "trainer_overhead", {
-        "train_file": str(train_file), "steps": args.steps, "timed_steps": timed, "batch_size": args.batch_size,
+        "train_file": str(args.train_file), "steps": args.steps, "timed_steps": timed, "batch_size": args.batch_size,
         "compute_params": params, "rows": rows, "overhead": overhead, "overhead_cpu_time": by_cpu,
         "overhead_in_run": in_run, "per_round": rounds})
 

@@ -27,8 +27,9 @@ training on a real training set.
 import shutil
 import tempfile
 
-from common import (classifier, compute_params, cpu_now, default_train_file, load_pairs, median, mfu, now, parser,
-                    print_table, quiet_transformers, resolve, training_arguments, write_report)
+from common import (classifier, compute_params, cpu_now, data_arguments, load_pairs, median, mfu, now,
+                    padding_ratio, parse, parser, preprocessing_arguments, print_table, round_order, run_label,
+                    training_arguments, write_report, xnli)
 
 
 class RecordingCollator:
@@ -83,8 +84,7 @@ def grouped_padding_ratio(lengths, batch_size: int, mega_batch_mult=None, seed: 
     lengths = list(lengths)
     order = get_length_grouped_indices(lengths, batch_size, mega_batch_mult=mega_batch_mult,
                                        generator=torch.Generator().manual_seed(seed))
-    batches = [[lengths[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
-    return sum(map(sum, batches)) / sum(max(b) * len(b) for b in batches)
+    return padding_ratio([lengths[i] for i in order], batch_size)
 
 
 def train_once(args, model, initial, features, tokenizer, collator, overrides: dict) -> dict:
@@ -131,113 +131,124 @@ def loss_equivalence(args, model, initial, dynamic, padded, collator, batches: i
     return worst
 
 
-def main():
+def parse_args():
     p = parser(__doc__, "training_throughput")
     p.add_argument("--num_samples", type=int, default=640, help="training examples per run (one epoch)")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--train_file", default=None, help="XNLI-format tsv (default: the shared sample or fixture)")
+    data_arguments(p, batch_size=32)
     p.add_argument("--baseline_steps", type=int, default=None,
                    help="time only this many pad-to-128 steps (all have the same shape, so a few give its rate; "
                         "default: the whole epoch)")
     p.add_argument("--warmup_steps", type=int, default=1, help="untimed steps of each path before the rounds")
     p.add_argument("--equivalence_batches", type=int, default=2)
-    args = p.parse_args()
-    resolve(args)
-    quiet_transformers()
-    from transformers import AutoTokenizer
+    return parse(p)
 
-    from utils.kinds import get_kind
-    from utils.tasks import get_task
-    from utils.training import PreprocessingArguments
 
-    train_file = args.train_file or default_train_file()
-    train = load_pairs(train_file, args.num_samples, seed=args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    kind = get_kind(get_task("xnli")[0])
-    paths = {
-        "pad128": (pad_to_max(train, tokenizer, args.max_seq_length),
-                   {"train_sampling_strategy": "random", **({"max_steps": args.baseline_steps}
-                                                            if args.baseline_steps else {})}),
-        "project": (kind.features(train, tokenizer, PreprocessingArguments(max_seq_length=args.max_seq_length),
-                                  "Tokenising"), {}),
-    }
-    # The sampler sorts within megabatches of min(n // (4 * batch), 50) batches: a small run groups less well
-    # than a full-size one. What it does on the whole file, and on a large training set (50 batches):
-    whole = kind.features(load_pairs(train_file), tokenizer,
-                          PreprocessingArguments(max_seq_length=args.max_seq_length), "Tokenising")["length"]
-    grouping = {"this_run": grouped_padding_ratio(paths["project"][0]["length"], args.batch_size),
-                f"whole_file_{len(whole)}": grouped_padding_ratio(whole, args.batch_size),
-                "large_training_set_50_batches": grouped_padding_ratio(whole, args.batch_size, 50)}
-    model = classifier(args.model_name_or_path)
-    params = compute_params(model)
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    collator = kind.collator(tokenizer, training_arguments(args, tempfile.gettempdir()))
+def training_paths(args, train, tokenizer, kind) -> dict:
+    """Per path: its features and its training-argument overrides."""
+    baseline = {"train_sampling_strategy": "random",
+                **({"max_steps": args.baseline_steps} if args.baseline_steps else {})}
+    return {"pad128": (pad_to_max(train, tokenizer, args.max_seq_length), baseline),
+            "project": (kind.features(train, tokenizer, preprocessing_arguments(args), "Tokenising"), {})}
 
+
+def grouping_ratios(args, kind, tokenizer, run_lengths) -> dict:
+    """The sampler sorts within megabatches of min(n // (4 * batch), 50) batches: a small run groups less well than
+    a full-size one. Real / processed tokens on this run, on the whole file and on a large training set (50
+    batches)."""
+    whole = kind.features(load_pairs(args.train_file), tokenizer, preprocessing_arguments(args),
+                          "Tokenising")["length"]
+    return {"this_run": grouped_padding_ratio(run_lengths, args.batch_size),
+            f"whole_file_{len(whole)}": grouped_padding_ratio(whole, args.batch_size),
+            "large_training_set_50_batches": grouped_padding_ratio(whole, args.batch_size, 50)}
+
+
+def measure(args, model, initial, paths, tokenizer, collator) -> dict:
+    """Untimed warm-up steps of each path, then --rounds epochs of each in alternating order: per path, its runs."""
     if args.warmup_steps:
         for features, overrides in paths.values():
             train_once(args, model, initial, features, tokenizer, collator,
                        {**overrides, "max_steps": args.warmup_steps})
     runs = {name: [] for name in paths}
     for round_ in range(args.rounds):
-        order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
-        for name in order:
+        for name in round_order(paths, round_):
             features, overrides = paths[name]
             runs[name].append(train_once(args, model, initial, features, tokenizer, collator, overrides))
             r = runs[name][-1]
             print(f"  round {round_ + 1} {name}: {r['samples'] / r['seconds']:.2f} samples/s ({r['seconds']:.1f} s, "
                   f"{r['samples'] / r['cpu_seconds']:.2f} samples per CPU-second)", flush=True)
-    equivalence = loss_equivalence(args, model, initial, paths["project"][0], paths["pad128"][0], collator,
-                                   args.equivalence_batches) if args.equivalence_batches else None
+    return runs
 
-    rows = []
-    for name, label in (("pad128", f"pad to {args.max_seq_length}, random batches"),
-                        ("project", "project: length-grouped, dynamic padding")):
-        r = runs[name]
-        samples_per_s = median([x["samples"] / x["seconds"] for x in r])
-        samples_per_cpu_s = median([x["samples"] / x["cpu_seconds"] for x in r])
-        real_per_s = median([x["real_tokens"] / x["seconds"] for x in r])
-        losses = r[0]["losses"]
-        rows.append({
-            "path": label, "key": name, "samples_per_s": samples_per_s, "samples_per_cpu_s": samples_per_cpu_s,
-            "real_tokens_per_s": real_per_s,
-            "processed_tokens_per_s": median([x["processed_tokens"] / x["seconds"] for x in r]),
-            "padding_ratio": r[0]["real_tokens"] / r[0]["processed_tokens"], "steps": r[0]["steps"],
-            "seconds": median([x["seconds"] for x in r]), "loss_first": losses[0] if losses else None,
-            "loss_last": losses[-1] if losses else None, "mfu": mfu(real_per_s, params, args.peak_tflops),
-            "same_loss_curve_every_round": all(x["losses"] == losses for x in r), "loss_curve": losses,
-            "runs": [{k: v for k, v in x.items() if k != "losses"} for x in r]})
-    per_round = [b["samples"] / b["seconds"] / (a["samples"] / a["seconds"])
-                 for a, b in zip(runs["pad128"], runs["project"])]
-    ratio = median(per_round)
-    per_round_cpu = [b["samples"] / b["cpu_seconds"] / (a["samples"] / a["cpu_seconds"])
-                     for a, b in zip(runs["pad128"], runs["project"])]
-    ratio_cpu = median(per_round_cpu)
-    print_table(f"(b) training: {args.num_samples} XNLI-format English pairs ({train_file.name}), batch "
-                f"{args.batch_size}, {args.model_label}, {args.device} {args.precision}; median of {args.rounds} "
-                "round(s)",
+
+def summary_row(args, label: str, name: str, r: list, params: int) -> dict:
+    """One path's table row and report entry from its runs `r`: medians, and the first run's loss curve."""
+    real_per_s = median([x["real_tokens"] / x["seconds"] for x in r])
+    losses = r[0]["losses"]
+    return {
+        "path": label, "key": name, "samples_per_s": median([x["samples"] / x["seconds"] for x in r]),
+        "samples_per_cpu_s": median([x["samples"] / x["cpu_seconds"] for x in r]), "real_tokens_per_s": real_per_s,
+        "processed_tokens_per_s": median([x["processed_tokens"] / x["seconds"] for x in r]),
+        "padding_ratio": r[0]["real_tokens"] / r[0]["processed_tokens"], "steps": r[0]["steps"],
+        "seconds": median([x["seconds"] for x in r]), "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None, "mfu": mfu(real_per_s, params, args.peak_tflops),
+        "same_loss_curve_every_round": all(x["losses"] == losses for x in r), "loss_curve": losses,
+        "runs": [{k: v for k, v in x.items() if k != "losses"} for x in r]}
+
+
+def speedups(runs, seconds_key: str) -> list[float]:
+    """Per round: the project path's samples per `seconds_key` over the baseline's."""
+    return [b["samples"] / b[seconds_key] / (a["samples"] / a[seconds_key])
+            for a, b in zip(runs["pad128"], runs["project"])]
+
+
+def print_summary(args, rows, per_round, per_round_cpu, per_sample, equivalence, grouping) -> None:
+    print_table(f"(b) training: {args.num_samples} XNLI-format English pairs ({args.train_file.name}), batch "
+                f"{args.batch_size}, {run_label(args)}",
                 [("path", "path", ""), ("samples/s", "samples_per_s", ".2f"),
                  ("samples/CPU-s", "samples_per_cpu_s", ".2f"), ("real tok/s", "real_tokens_per_s", ",.0f"),
                  ("processed tok/s", "processed_tokens_per_s", ",.0f"), ("real/processed", "padding_ratio", ".2f"),
                  ("loss first", "loss_first", ".4f"), ("loss last", "loss_last", ".4f"), ("MFU", "mfu", ".1%")],
                 rows)
-    print(f"project path / pad-to-{args.max_seq_length}: {ratio:.2f}x samples/s (median of per-round ratios "
-          f"{', '.join(f'{x:.2f}' for x in per_round)}); by CPU time {ratio_cpu:.2f}x (per round "
+    print(f"project path / pad-to-{args.max_seq_length}: {median(per_round):.2f}x samples/s (median of per-round "
+          f"ratios {', '.join(f'{x:.2f}' for x in per_round)}); by CPU time {median(per_round_cpu):.2f}x (per round "
           f"{', '.join(f'{x:.2f}' for x in per_round_cpu)})")
-    per_sample = {name: runs[name][0]["processed_tokens"] / runs[name][0]["samples"] for name in runs}
-    token_ratio = per_sample["pad128"] / per_sample["project"]
     print(f"processed tokens per sample: pad-to-{args.max_seq_length} {per_sample['pad128']:.1f}, project "
-          f"{per_sample['project']:.1f}: {token_ratio:.2f}x fewer (the speedup if time were proportional to tokens; "
-          "per-step costs that do not shrink with length, e.g. the optimizer step, keep the real one below it)")
+          f"{per_sample['project']:.1f}: {per_sample['pad128'] / per_sample['project']:.2f}x fewer (the speedup if "
+          "time were proportional to tokens; per-step costs that do not shrink with length, e.g. the optimizer step, "
+          "keep the real one below it)")
     if equivalence is not None:
         print(f"same examples padded both ways, eval mode: max |loss difference| {equivalence:.2e}")
     print("length grouping, real/processed tokens: " + ", ".join(f"{k} {v:.3f}" for k, v in grouping.items()))
+
+
+def main():
+    args = parse_args()
+    from transformers import AutoTokenizer
+
+    train = load_pairs(args.train_file, args.num_samples, seed=args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    _, kind = xnli()
+    paths = training_paths(args, train, tokenizer, kind)
+    grouping = grouping_ratios(args, kind, tokenizer, paths["project"][0]["length"])
+    model = classifier(args.model_name_or_path)
+    params = compute_params(model)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    collator = kind.collator(tokenizer, training_arguments(args, tempfile.gettempdir()))
+
+    runs = measure(args, model, initial, paths, tokenizer, collator)
+    equivalence = loss_equivalence(args, model, initial, paths["project"][0], paths["pad128"][0], collator,
+                                   args.equivalence_batches) if args.equivalence_batches else None
+    rows = [summary_row(args, f"pad to {args.max_seq_length}, random batches", "pad128", runs["pad128"], params),
+            summary_row(args, "project: length-grouped, dynamic padding", "project", runs["project"], params)]
+    per_round, per_round_cpu = speedups(runs, "seconds"), speedups(runs, "cpu_seconds")
+    per_sample = {name: runs[name][0]["processed_tokens"] / runs[name][0]["samples"] for name in runs}
+    print_summary(args, rows, per_round, per_round_cpu, per_sample, equivalence, grouping)
     write_report(args, "training_throughput", {
-        "train_file": str(train_file), "num_samples": args.num_samples, "batch_size": args.batch_size,
+        "train_file": str(args.train_file), "num_samples": args.num_samples, "batch_size": args.batch_size,
         "max_seq_length": args.max_seq_length, "compute_params": params, "rows": rows,
-        "speedup_samples_per_s": ratio, "speedup_per_round": per_round, "speedup_cpu_time": ratio_cpu,
-        "speedup_cpu_time_per_round": per_round_cpu, "processed_tokens_per_sample": per_sample,
-        "processed_token_ratio": token_ratio,
+        "speedup_samples_per_s": median(per_round), "speedup_per_round": per_round,
+        "speedup_cpu_time": median(per_round_cpu), "speedup_cpu_time_per_round": per_round_cpu,
+        "processed_tokens_per_sample": per_sample,
+        "processed_token_ratio": per_sample["pad128"] / per_sample["project"],
         "max_abs_loss_difference_padded_vs_dynamic": equivalence, "grouping_padding_ratio": grouping})
 
 
