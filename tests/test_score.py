@@ -131,20 +131,16 @@ def test_tatoeba_bracketed_predictions_and_length_mismatch(tmp_path):
         S.score_folder(predictions, labels)
 
 
-def test_tagging_sentence_mismatch_is_named(tmp_path):
-    predictions, labels = _copy_task(tmp_path, "udpos")
-    path = predictions / "udpos/test-de.tsv"
-    path.write_text(path.read_text().replace("VERB\n", "", 1))
-    with pytest.raises(XtremeError, match=r"test-de\.tsv: sentence 1 has 11 tags but 12 in "):
-        S.score_folder(predictions, labels)
-
-
-def test_bucc_line_without_a_pair_is_named(tmp_path):
-    predictions, labels = _copy_task(tmp_path, "bucc2018")
-    path = predictions / "bucc2018/test-de.tsv"
-    path.write_text(path.read_text().replace("\t", " ", 1))
-    with pytest.raises(XtremeError, match=r"test-de\.tsv \(labels .*test-de\.tsv\): BUCC: expected rows of \(source id, "
-                       r"English id\) pairs"):
+@pytest.mark.parametrize("task, old, new, message", [
+    ("udpos", "VERB\n", "", r"test-de\.tsv: sentence 1 has 11 tags but 12 in "),
+    ("bucc2018", "\t", " ",
+     r"test-de\.tsv \(labels .*test-de\.tsv\): BUCC: expected rows of \(source id, English id\) pairs"),
+], ids=["tagging sentence mismatch", "bucc line without a pair"])
+def test_malformed_prediction_line_is_named(tmp_path, task, old, new, message):
+    predictions, labels = _copy_task(tmp_path, task)
+    path = predictions / f"{task}/test-de.tsv"
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(XtremeError, match=message):
         S.score_folder(predictions, labels)
 
 
