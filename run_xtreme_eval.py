@@ -154,6 +154,7 @@ def main():
     output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
     if not training_args.output_dir_given and not Path(output_dir).is_dir():
         raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
+    training_args.output_dir = output_dir  # the Trainer creates its output_dir: not a stray ./trainer_output
 
     if task.kind == RETRIEVAL:
         evaluate = retrieval_evaluator(model_args, eval_args, training_args, task, spec_files)

@@ -70,11 +70,13 @@ def test_a_head_in_the_model_dir_is_reinitialised_unless_kept(target_dir):
                        trained["roberta.embeddings.word_embeddings.weight"])
 
 
-def test_chain_evaluates_every_requested_language(target_dir, capsys):
+def test_chain_evaluates_every_requested_language(target_dir, capsys, tmp_path, monkeypatch):
     assert (target_dir / "model.safetensors").is_file() and (target_dir / "tokenizer.json").is_file()
     assert read_json(target_dir / "all_results.json")["eval_samples"] == 100
+    monkeypatch.chdir(tmp_path)
     run_script("run_xtreme_eval", ["--model_name_or_path", target_dir, "--task", "pawsx", "--languages", "de,en,ja,fr",
                                    "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
+    assert not any(tmp_path.iterdir())  # everything goes to the model dir, nothing to the working directory
     results = read_json(results_path(target_dir, "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en", "ja"}
     assert "fr" in results["skipped"] and "file not found" in results["skipped"]["fr"]
