@@ -109,6 +109,7 @@ def retrieval_evaluator(model_args, eval_args, training_args, task, spec_files):
         return embed_sentences(model, tokenizer, sentences, layer, eval_args.pooling,
                                training_args.per_device_eval_batch_size, eval_args.max_seq_length or 512, dtype)
 
+    embed([])  # a --layer or --pooling the model cannot take stops here, once, not once per language
     search = {"block_size": eval_args.block_size, "backend": eval_args.search_backend}
 
     def evaluate(lang):

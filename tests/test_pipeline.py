@@ -207,6 +207,18 @@ def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
     assert test["split"] == "test" and "f1" not in test["languages"]["de"]
 
 
+def test_retrieval_with_a_layer_the_model_lacks_stops_before_any_language(tiny_model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "tatoeba", "--languages",
+                                       "all", "--layer", 14, "--data_dir", XTREME_DIR, "--output_dir", tmp_path,
+                                       "--use_cpu"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: layer 14 is out of range for a model with 2 layers: expected 0..2 (an index into "
+        "output_hidden_states, 0 = embeddings)")
+    assert not any(tmp_path.iterdir())
+
+
 def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "bucc2018",
