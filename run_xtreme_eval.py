@@ -96,7 +96,6 @@ def retrieval_evaluator(model_args, eval_args, training_args, task, spec_files):
     import torch
     from transformers import AutoModel
 
-    check_model_dir(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args)
     model = AutoModel.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args))
     check_vocabulary(tokenizer, model)
@@ -148,6 +147,7 @@ def evaluation_record(model_args, eval_args, training_args) -> dict:
 def main():
     model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
     setup_logging(training_args)
+    check_model_dir(model_args.model_name_or_path)
     task, spec_files = get_task(eval_args.task, eval_args.task_spec)
     in_split = task.languages_in(eval_args.split)
     languages = list(in_split) if eval_args.languages == "all" else eval_args.languages.split(",")
