@@ -96,7 +96,6 @@ def retrieval_evaluator(model_args, eval_args, training_args, task, spec_files):
     import torch
     from transformers import AutoModel
 
-    check_model_dir(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args)
     model = AutoModel.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args))
     check_vocabulary(tokenizer, model)
@@ -109,6 +108,7 @@ def retrieval_evaluator(model_args, eval_args, training_args, task, spec_files):
         return embed_sentences(model, tokenizer, sentences, layer, eval_args.pooling,
                                training_args.per_device_eval_batch_size, eval_args.max_seq_length or 512, dtype)
 
+    embed([])  # a --layer or --pooling the model cannot take stops here, once, not once per language
     search = {"block_size": eval_args.block_size, "backend": eval_args.search_backend}
 
     def evaluate(lang):
@@ -147,6 +147,7 @@ def evaluation_record(model_args, eval_args, training_args) -> dict:
 def main():
     model_args, eval_args, training_args = parse_args(ModelArguments, EvalArguments, EvalTrainingArguments)
     setup_logging(training_args)
+    check_model_dir(model_args.model_name_or_path)
     task, spec_files = get_task(eval_args.task, eval_args.task_spec)
     in_split = task.languages_in(eval_args.split)
     languages = list(in_split) if eval_args.languages == "all" else eval_args.languages.split(",")
@@ -154,6 +155,7 @@ def main():
     output_dir = training_args.output_dir if training_args.output_dir_given else model_args.model_name_or_path
     if not training_args.output_dir_given and not Path(output_dir).is_dir():
         raise XtremeError(f"{output_dir} is not a local dir: pass --output_dir for results of a Hub model")
+    training_args.output_dir = output_dir  # the Trainer creates its output_dir: not a stray ./trainer_output
 
     if task.kind == RETRIEVAL:
         evaluate = retrieval_evaluator(model_args, eval_args, training_args, task, spec_files)

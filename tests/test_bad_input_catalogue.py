@@ -228,6 +228,14 @@ def test_output_dir_holding_another_tasks_run(tiny_model_dir, pawsx_model, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def test_kept_head_of_another_size(pawsx_model, tmp_path, capsys):
+    line = one_line_error(capsys, "run_target", target(pawsx_model, tmp_path / "run", "--task", "xnli", "--keep_head",
+                                                       "--data_dir", XTREME_DIR))
+    assert line == (f"error: {pawsx_model}: its classification head has 2 labels, this task 3; drop --keep_head to "
+                    "start a fresh head")
+    assert not (tmp_path / "run").exists()
+
+
 def evaluate(model, out, *args):
     return ["--model_name_or_path", model, "--task", "pawsx", "--split", "dev", "--data_dir", XTREME_DIR,
             "--output_dir", out, *args]
@@ -482,9 +490,11 @@ def test_evaluation_output_dir_given_as_model(pawsx_model, tmp_path, capsys):
     run_script("run_xtreme_eval", ["--model_name_or_path", pawsx_model, "--task", "pawsx", "--split", "dev",
                                    "--languages", "de", "--data_dir", XTREME_DIR, "--output_dir", evaluation, *QUIET])
     before = files(evaluation)
-    line = one_line_error(capsys, "run_target", target(evaluation, tmp_path / "o", *PAWSX))
-    assert line == (f"error: {evaluation}: holds evaluation results (results/, predictions/), not a model; pass the "
-                    f"model dir that was evaluated ({pawsx_model})")
+    expected = (f"error: {evaluation}: holds evaluation results (results/, predictions/), not a model; pass the "
+                f"model dir that was evaluated ({pawsx_model})")
+    assert one_line_error(capsys, "run_target", target(evaluation, tmp_path / "o", *PAWSX)) == expected
+    assert one_line_error(capsys, "run_xtreme_eval", ["--model_name_or_path", evaluation, "--task", "pawsx",
+                                                      "--split", "dev", "--data_dir", XTREME_DIR]) == expected
     assert files(evaluation) == before
 
 

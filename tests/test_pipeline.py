@@ -70,11 +70,13 @@ def test_a_head_in_the_model_dir_is_reinitialised_unless_kept(target_dir):
                        trained["roberta.embeddings.word_embeddings.weight"])
 
 
-def test_chain_evaluates_every_requested_language(target_dir, capsys):
+def test_chain_evaluates_every_requested_language(target_dir, capsys, tmp_path, monkeypatch):
     assert (target_dir / "model.safetensors").is_file() and (target_dir / "tokenizer.json").is_file()
     assert read_json(target_dir / "all_results.json")["eval_samples"] == 100
+    monkeypatch.chdir(tmp_path)
     run_script("run_xtreme_eval", ["--model_name_or_path", target_dir, "--task", "pawsx", "--languages", "de,en,ja,fr",
                                    "--data_dir", XTREME_DIR, "--split", "dev", *FAST])
+    assert not any(tmp_path.iterdir())  # everything goes to the model dir, nothing to the working directory
     results = read_json(results_path(target_dir, "pawsx", "dev"))
     assert set(results["languages"]) == {"de", "en", "ja"}
     assert "fr" in results["skipped"] and "file not found" in results["skipped"]["fr"]
@@ -203,6 +205,18 @@ def test_retrieval_straight_on_a_phase1_dir(intermediate_dir, capsys):
     assert 0 <= bucc["f1"] <= 100 and bucc["score"] == bucc["f1"]
     test = read_json(results_path(intermediate_dir, "bucc2018", "test"))  # kept beside the dev results
     assert test["split"] == "test" and "f1" not in test["languages"]["de"]
+
+
+def test_retrieval_with_a_layer_the_model_lacks_stops_before_any_language(tiny_model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_xtreme_eval", ["--model_name_or_path", tiny_model_dir, "--task", "tatoeba", "--languages",
+                                       "all", "--layer", 14, "--data_dir", XTREME_DIR, "--output_dir", tmp_path,
+                                       "--use_cpu"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: layer 14 is out of range for a model with 2 layers: expected 0..2 (an index into "
+        "output_hidden_states, 0 = embeddings)")
+    assert not any(tmp_path.iterdir())
 
 
 def test_bucc_from_the_hub_is_refused(tiny_model_dir, tmp_path, capsys):

@@ -189,8 +189,11 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
         raise XtremeError(f"cannot load a {kind} model from {model_args.model_name_or_path}: "
                           f"{str(err).splitlines()[0]}")
     except RuntimeError as err:  # size mismatches (not a crashed peer's communication error)
-        if "size mismatch" not in str(err) and "loading state_dict" not in str(err):
+        if not any(text in str(err) for text in ("size mismatch", "loading state_dict", "ignore_mismatched_sizes")):
             raise
+        saved = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args)).num_labels
+        if labels is not None and saved != len(labels):
+            raise head_size_error(model_args, kind, saved, len(labels))
         raise XtremeError(f"{model_args.model_name_or_path}: its {kind} head does not fit this task "
                           f"({str(err).splitlines()[0][:200]}); drop --keep_head to start a fresh head")
     head = head_parameter_names(model)
@@ -210,6 +213,11 @@ def load_model(model_args, kind: str, labels: list[str] | None = None, *, fresh_
     logger.info("Loaded %s from %s: encoder transferred, head %s", type(model).__name__,
                 model_args.model_name_or_path, "fresh" if fresh_head else "from the checkpoint")
     return apply_lora(model, model_args) if fresh_head and getattr(model_args, "use_lora", False) else model
+
+
+def head_size_error(model_args, kind: str, saved: int, wanted: int) -> XtremeError:
+    return XtremeError(f"{model_args.model_name_or_path}: its {kind} head has {saved} labels, this task {wanted}; "
+                       "drop --keep_head to start a fresh head")
 
 
 def apply_lora(model, model_args):
@@ -290,8 +298,7 @@ def zero3_load_kwargs(model_args, kind: str, config, fresh_head: bool, num_label
     if not fresh_head:
         saved = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs(model_args)).num_labels
         if num_labels is not None and saved != num_labels:
-            raise XtremeError(f"{model_args.model_name_or_path}: its {kind} head has {saved} labels, this task "
-                              f"{num_labels}; drop --keep_head to start a fresh head")
+            raise head_size_error(model_args, kind, saved, num_labels)
         return {"state_dict": state}
     head = sorted(key for key in state if not key.startswith(prefix))
     if head:
