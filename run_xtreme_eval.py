@@ -140,8 +140,13 @@ def evaluation_record(model_args, eval_args, training_args) -> dict:
                                         revision=model_args.model_revision)
         files = Path(config).parent if isinstance(config, str) else None
     return {"model": name, "weights": weights_fingerprint(files) if files else None,
-            "tokenizer": model_args.tokenizer_name, "bf16": training_args.bf16, "fp16": training_args.fp16,
-            **{f.name: getattr(eval_args, f.name) for f in fields(eval_args) if f.name not in NOT_RECORDED}}
+            "tokenizer": resolved(model_args.tokenizer_name), "bf16": training_args.bf16, "fp16": training_args.fp16,
+            **{f.name: resolved(getattr(eval_args, f.name)) for f in fields(eval_args) if f.name not in NOT_RECORDED}}
+
+
+def resolved(value):
+    """A local path as its absolute form (the same files however they are spelt); any other value as it is."""
+    return str(Path(value).resolve()) if isinstance(value, str) and value and Path(value).exists() else value
 
 
 def main():

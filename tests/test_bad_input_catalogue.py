@@ -298,6 +298,11 @@ def test_resume_with_other_evaluation_arguments(pawsx_model, tmp_path, capsys):
     run_script("run_xtreme_eval", [*evaluate(pawsx_model, out, "--languages", "de,en"), "--resume", *QUIET,
                                    "--per_device_eval_batch_size", 8, "--preprocessing_num_workers", 1])
     assert set(read_json(results_path(out, "pawsx", "dev"))["languages"]) == {"de", "en"}
+    # the same files under another spelling of their path are the same evaluation
+    relative = evaluate(pawsx_model, out, "--languages", "de,en,ja")
+    relative[relative.index("--data_dir") + 1] = os.path.relpath(XTREME_DIR)
+    run_script("run_xtreme_eval", [*relative, "--resume", *QUIET])
+    assert set(read_json(results_path(out, "pawsx", "dev"))["languages"]) == {"de", "en", "ja"}
     assert (out / "predictions/pawsx/dev-de.tsv").read_bytes() == before["predictions/pawsx/dev-de.tsv"]
 
 
