@@ -50,10 +50,12 @@ def runs_per_dir(tmp_path) -> dict:
 
 
 def driver(path, *args, tmp_path):
-    """The grid driver in a process of its own (a test can interrupt or kill it)."""
+    """The grid driver in a process of its own (a test can interrupt or kill it), started as a shell starts a
+    command in the background: with SIGINT ignored, which its steps would inherit."""
     log = open(tmp_path / f"driver{time.time_ns()}.log", "w+")
     return subprocess.Popen([sys.executable, "-m", "utils.grid", str(path), *args], cwd=ROOT, env=ENV, stdout=log,
-                            stderr=subprocess.STDOUT, text=True), log
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)), log
 
 
 def wait_for(condition, timeout=60):

@@ -10,6 +10,7 @@ from .checks import check_paths, missing_paths
 from .local import LocalPool
 from .overview import dry_run, status
 from .plan import load_plan
+from .process import honour_sigint
 from .runner import Grid
 from .steps import build_steps, select_steps
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return status(plan, steps)
     if args.dry_run:
         return dry_run(plan, steps, missing_paths(steps))
+    honour_sigint()
     pool = make_pool(args, plan)
     pool.check(steps)
     check_paths(plan.path, steps)

@@ -152,6 +152,14 @@ class StepProcess:
             pass
 
 
+def honour_sigint() -> None:
+    """Take SIGINT again when started with it ignored (a shell does that to a command it starts in the
+    background): a step would inherit the ignored SIGINT and `stop_all` could only stop it after its grace period,
+    and the driver could not be interrupted cleanly."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def stop_all(processes: list[StepProcess], signals=STOP_SIGNALS) -> None:
     """Stop every process (and its group): SIGINT, then SIGTERM, then SIGKILL, each after a grace period."""
     for sig, grace in signals:

@@ -21,7 +21,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from submitit.local.local import LocalJob
 
 from .local import Handle
-from .process import STEP_LOCK, StepProcess, free_port, pid_alive, step_lock, stop_all
+from .process import STEP_LOCK, StepProcess, free_port, honour_sigint, pid_alive, step_lock, stop_all
 from .steps import LOG_FILE, ROOT, Step, with_port
 
 DEFAULT_TIME_MIN = 24 * 60
@@ -44,6 +44,7 @@ class StepJob(Checkpointable):
         self.process = None
 
     def __call__(self) -> tuple[int, str]:
+        honour_sigint()
         directory = Path(self.step_dir)
         lock = step_lock(directory)
         if not lock.acquire():
